@@ -1,0 +1,28 @@
+# The README's two commands: `make quickstart` and `make test`. Both set up .venv first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup quickstart test lint format bench
+
+setup: $(VENV)/.setup-done
+
+$(VENV)/.setup-done: pyproject.toml scripts/setup.sh
+	VENV=$(VENV) scripts/setup.sh
+	touch $@
+
+quickstart: setup
+	$(BIN)/workbench run recipes/quickstart.yaml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/workbench bench activations
