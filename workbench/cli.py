@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished units are kept, rerun the same command to resume", file=sys.stderr)
+        print(
+            "interrupted; finished units are kept, rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -6,6 +6,7 @@ not by importing them, so recording them costs nothing at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import sys
@@ -24,10 +25,8 @@ def versions() -> dict[str, str]:
 
     out = {"workbench": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name.replace("-fixed", "")] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

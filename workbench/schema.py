@@ -84,12 +84,16 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return None
         raise RecipeError(f"expected null, got {value!r}", path=path)
     if origin in (Union, types.UnionType):
-        errors = []
-        for option in get_args(tp):
+        options = get_args(tp)
+        # A mapping can only mean the dataclass option: report its precise error, not "expected X or Y".
+        structured = [o for o in options if dataclasses.is_dataclass(o)]
+        if isinstance(value, dict) and len(structured) == 1:
+            return _convert(structured[0], value, path)
+        for option in options:
             try:
                 return _convert(option, value, path)
-            except RecipeError as exc:
-                errors.append(exc)
+            except RecipeError:
+                continue
         raise RecipeError(f"expected {_type_name(tp)}, got {value!r}", path=path)
     if origin is Literal:
         allowed = get_args(tp)

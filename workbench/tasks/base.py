@@ -50,6 +50,7 @@ class Recipe:
     activations: list[str] = field(default_factory=list)  # resolved spec strings
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"
+    pending: list[ActivationRef] = field(default_factory=list)  # refs to searches not yet run
     source: str | None = None  # the recipe file
     raw: dict[str, Any] = field(default_factory=dict)  # resolved YAML (after extends/--set)
 

@@ -1,0 +1,47 @@
+"""`workbench report RUN_DIR...`: tables (Markdown + CSV) and plots from results.jsonl rows."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="tables and plots from one or more run directories")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="where to write report.md, CSVs and plots (default: RUN_DIR/report)",
+    )
+    p.add_argument(
+        "--versus",
+        action="append",
+        metavar="SPEC",
+        help="activations to count wins/ties/losses for (default: every formula "
+        "against every registered baseline)",
+    )
+    p.add_argument(
+        "--tie",
+        type=float,
+        default=0.1,
+        help="a difference of at most this (metric units) is a tie (default 0.1)",
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from workbench.cli import UserError
+    from workbench.report import build_report
+
+    for d in args.run_dirs:
+        if not d.exists():
+            raise UserError(f"{d}: no such run directory")
+    out = args.out or args.run_dirs[0] / "report"
+    report = build_report(args.run_dirs, out, versus=args.versus, tie=args.tie)
+    print(report.markdown)
+    print(
+        f"written: {', '.join(str(f) for f in report.files[:3])}"
+        + (f" and {len(report.files) - 3} more in {out}" if len(report.files) > 3 else "")
+    )
+    return 0

@@ -1,0 +1,144 @@
+"""Reading a run's rows for reports: metric rows, hyper-parameter selection, unit status.
+
+Design choices:
+- Rows come from every `results.jsonl` under the given run directories (a chain run keeps one per
+  step), never from logs.
+- When a unit is one point of a sweep, its rows carry `select_by` (a dev split). Per
+  (task, model, dataset, activation, seed, metric) the setting with the best dev value is kept
+  and only its numbers are reported: learning rates are chosen on dev data, never on test sets.
+- A later row for the same measurement replaces an earlier one (a rerun after a failure).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import records
+
+LOWER_IS_BETTER = {"loss", "perplexity", "ppl", "error", "wer", "ter"}
+DEV_SPLITS = {"val", "valid", "validation", "dev"}
+
+
+def run_files(run_dirs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for d in run_dirs:
+        d = Path(d)
+        if d.is_file():
+            files.append(d)
+            continue
+        for path in sorted(d.rglob(records.RESULTS_FILE)):
+            if "units" not in path.relative_to(d).parts:
+                files.append(path)
+    return files
+
+
+def extra(row: dict[str, Any], key: str, default: Any = None) -> Any:
+    return row.get(key, (row.get("extra") or {}).get(key, default))
+
+
+def hkey(row: dict[str, Any]) -> str:
+    return json.dumps(row.get("hparams") or {}, sort_keys=True)
+
+
+def better(metric: str | None, a: float, b: float) -> bool:
+    return a < b if (metric or "").lower() in LOWER_IS_BETTER else a > b
+
+
+@dataclass
+class Rows:
+    """A run's rows, split into metric rows (after selection) and unit statuses."""
+
+    metrics: list[dict[str, Any]]
+    units: dict[str, dict[str, Any]]  # unit id -> latest status row
+    dev_splits: set[str] = field(default_factory=set)
+
+    def incomplete(self, task: str, model: str | None, activation: str) -> list[str]:
+        """Statuses of this (task, model, activation)'s units that are not done."""
+        out = []
+        for row in self.units.values():
+            if row.get("task") != task or row.get("activation") != activation:
+                continue
+            if model is not None and row.get("model") not in (None, model):
+                continue
+            if row.get("status") != "done":
+                out.append(row.get("status") or "unfinished")
+        return out
+
+
+def load_all(run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """Every row of the runs, unfiltered (task report sections read these)."""
+    out: list[dict[str, Any]] = []
+    for path in run_files(run_dirs):
+        out.extend(records.iter_rows(path))
+    return out
+
+
+def load(run_dirs: list[Path]) -> Rows:
+    all_rows = load_all(run_dirs)
+    units: dict[str, dict[str, Any]] = {}
+    measured: dict[tuple, dict[str, Any]] = {}
+    for row in all_rows:
+        if row.get("kind") == "unit":
+            units[f"{row.get('run')}/{row.get('unit')}"] = row
+            continue
+        if row.get("metric") is None:
+            continue
+        key = (
+            row.get("task"),
+            row.get("model"),
+            row.get("dataset"),
+            row.get("activation"),
+            row.get("seed"),
+            row.get("metric"),
+            row.get("split"),
+            hkey(row),
+        )
+        measured[key] = row  # later rows replace earlier ones
+    metrics, dev = select(list(measured.values()))
+    return Rows(metrics=metrics, units=units, dev_splits=dev)
+
+
+def select(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+    """Keep, per sweep, the hyper-parameters with the best value on the dev split."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    dev_splits: set[str] = set()
+    for row in rows:
+        key = (
+            row.get("task"),
+            row.get("model"),
+            row.get("dataset"),
+            row.get("activation"),
+            row.get("seed"),
+            row.get("metric"),
+        )
+        groups[key].append(row)
+    kept: list[dict[str, Any]] = []
+    for group in groups.values():
+        selectors = {extra(r, "select_by") for r in group} - {None}
+        settings = {hkey(r) for r in group}
+        if not selectors:
+            kept.extend(group)
+            continue
+        dev = sorted(selectors)[0]
+        dev_splits.add(dev)
+        if len(settings) == 1:
+            kept.extend(group)
+            continue
+        best, best_value = None, None
+        for setting in sorted(settings):
+            values = [
+                r["value"]
+                for r in group
+                if hkey(r) == setting and r.get("split") == dev and r.get("value") is not None
+            ]
+            if values and (
+                best_value is None or better(group[0].get("metric"), values[0], best_value)
+            ):
+                best, best_value = setting, values[0]
+        if best is not None:
+            kept.extend(r for r in group if hkey(r) == best)
+    return kept, dev_splits

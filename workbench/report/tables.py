@@ -1,0 +1,272 @@
+"""Report tables built from rows: activation × split, activation × model, win/tie/loss.
+
+Each cell is the median over seeds with its range `[min–max]` and the seed count beside the
+table; a cell whose units are not all done shows `unfinished` or `failed`, never a number. A
+table carries what produced its numbers (signatures, seeds, the selected hyper-parameters) so a
+copied table stays honest. Tables render to Markdown (for people) and CSV (for tools).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.report.rows import DEV_SPLITS, Rows, better
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    status: str | None = None  # "unfinished" / "failed" overrides the numbers
+    label: str | None = None  # a cell that holds text, not measurements (win/tie/loss counts)
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values and not self.status else None
+
+    def text(self, digits: int = 2) -> str:
+        if self.status or self.label:
+            return self.status or self.label or ""
+        if not self.values:
+            return "—"
+        med = f"{self.median:.{digits}f}"
+        if len(self.values) == 1:
+            return med
+        return f"{med} [{min(self.values):.{digits}f}–{max(self.values):.{digits}f}]"
+
+
+@dataclass
+class Table:
+    title: str
+    row_label: str
+    columns: list[str]
+    rows: dict[str, dict[str, Cell]]  # activation -> column -> cell
+    metric: str
+    notes: list[str] = field(default_factory=list)
+    extra_columns: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # activation -> col -> text
+    slug: str = "table"
+
+    def markdown(self) -> str:
+        extra_names = sorted({k for cols in self.extra_columns.values() for k in cols})
+        header = [self.row_label, *self.columns, *extra_names]
+        lines = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+        ]
+        for act, cells in self.rows.items():
+            row = [f"`{act}`"] + [cells.get(c, Cell()).text() for c in self.columns]
+            row += [self.extra_columns.get(act, {}).get(k, "") for k in extra_names]
+            lines.append("| " + " | ".join(row) + " |")
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow([self.row_label, *self.columns])
+        for act, cells in self.rows.items():
+            out = []
+            for c in self.columns:
+                cell = cells.get(c, Cell())
+                number = "" if cell.median is None else f"{cell.median:.4f}"
+                out.append(cell.status or cell.label or number)
+            w.writerow([act, *out])
+        return buf.getvalue()
+
+    def long_rows(self) -> list[dict[str, Any]]:
+        out = []
+        for act, cells in self.rows.items():
+            for col, cell in cells.items():
+                out.append(
+                    {
+                        "table": self.slug,
+                        "activation": act,
+                        "column": col,
+                        "metric": self.metric,
+                        "median": cell.median,
+                        "min": min(cell.values) if cell.values else None,
+                        "max": max(cell.values) if cell.values else None,
+                        "n": len(cell.values),
+                        "seeds": " ".join(map(str, sorted(cell.seeds))),
+                        "status": cell.status or "",
+                    }
+                )
+        return out
+
+
+def _order(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _hparams_text(rows: list[dict[str, Any]]) -> str:
+    settings = sorted({json.dumps(r.get("hparams") or {}, sort_keys=True) for r in rows})
+    parts = []
+    for s in settings:
+        d = json.loads(s)
+        parts.append(", ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (dict, list))))
+    return "; ".join(parts)
+
+
+def _mark_incomplete(table: Table, data: Rows, task: str, model: str | None) -> None:
+    for act, cells in table.rows.items():
+        pending = data.incomplete(task, model, act)
+        if pending:
+            status = "failed" if "failed" in pending else "unfinished"
+            for col in table.columns:
+                cells.setdefault(col, Cell()).status = status
+
+
+def split_tables(data: Rows) -> list[Table]:
+    """Per (task, model, dataset, metric): rows activations, columns splits (tests, then dev)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in data.metrics:
+        if r.get("metric") == "reward":  # search rewards get the search report's own tables
+            continue
+        groups[(r.get("task"), r.get("model"), r.get("dataset"), r.get("metric"))].append(r)
+    tables = []
+    for (task, model, dataset, metric), rows in groups.items():
+        splits = _order([r.get("split") or "-" for r in rows])
+        dev = [s for s in splits if s in data.dev_splits or s in DEV_SPLITS]
+        tests = sorted(s for s in splits if s not in dev)
+        columns = tests + [f"{s} (dev)" for s in dev]
+        table = Table(
+            title=f"{metric} — {task} / {model} / {dataset}",
+            row_label="activation",
+            columns=columns,
+            rows={},
+            metric=metric,
+            slug=f"{task}_{model}_{dataset}_{metric}".replace("/", "-"),
+        )
+        by_act: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_act[r.get("activation")].append(r)
+        for act in _order([r.get("activation") for r in rows]):
+            cells: dict[str, Cell] = {}
+            for r in by_act[act]:
+                split = r.get("split") or "-"
+                col = f"{split} (dev)" if split in dev else split
+                if r.get("value") is None:
+                    continue
+                cell = cells.setdefault(col, Cell())
+                cell.values.append(float(r["value"]))
+                cell.seeds.append(r.get("seed"))
+            table.rows[act] = cells
+            seeds = sorted({r.get("seed") for r in by_act[act] if r.get("seed") is not None})
+            table.extra_columns[act] = {
+                "seeds": ",".join(map(str, seeds)),
+                "setting": _hparams_text(by_act[act]),
+            }
+        # Planned activations with no numbers yet still get a row (showing their status).
+        for u in data.units.values():
+            act = u.get("activation")
+            if u.get("task") == task and act and u.get("model") in (None, model):
+                table.rows.setdefault(act, {})
+        _mark_incomplete(table, data, task, model)
+        sigs = sorted({r.get("signature") for r in rows if r.get("signature")})
+        table.notes.append("cells: median over seeds [min–max]; `(dev)` columns chose the settings")
+        table.notes.extend(f"signature: `{s}`" for s in sigs)
+        tables.append(table)
+    return tables
+
+
+def model_tables(data: Rows) -> list[Table]:
+    """Per (task, dataset, metric, test split) with ≥ 2 models: rows activations, columns models."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in data.metrics:
+        split = r.get("split")
+        if r.get("metric") == "reward" or split in data.dev_splits or split in DEV_SPLITS:
+            continue
+        groups[(r.get("task"), r.get("dataset"), r.get("metric"), split)].append(r)
+    tables = []
+    for (task, dataset, metric, split), rows in groups.items():
+        models = _order([r.get("model") for r in rows])
+        if len(models) < 2:
+            continue
+        table = Table(
+            title=f"{metric} on {split} — {task} / {dataset} (median of seeds [min–max])",
+            row_label="activation",
+            columns=[str(m) for m in models],
+            rows={},
+            metric=metric,
+            slug=f"{task}_{dataset}_{metric}_{split}_by_model",
+        )
+        for r in rows:
+            if r.get("value") is None:
+                continue
+            cell = table.rows.setdefault(r.get("activation"), {}).setdefault(
+                str(r.get("model")), Cell()
+            )
+            cell.values.append(float(r["value"]))
+            cell.seeds.append(r.get("seed"))
+        for act, cells in table.rows.items():
+            for m in models:
+                pending = data.incomplete(task, m, act)
+                if pending:
+                    cells.setdefault(str(m), Cell()).status = (
+                        "failed" if "failed" in pending else "unfinished"
+                    )
+        tables.append(table)
+    return tables
+
+
+def win_tie_loss(
+    tables: list[Table], candidates: list[str], baselines: list[str], tie: float
+) -> Table | None:
+    """Counts of candidate vs baseline over every (table, test column) where both have numbers.
+
+    A tie is a difference of at most `tie` in the metric's units (e.g. 0.1 BLEU or 0.1 accuracy
+    points); direction follows the metric (lower is better for losses).
+    """
+    if not candidates or not baselines:
+        return None
+    counts: dict[str, dict[str, list[int]]] = {
+        c: {b: [0, 0, 0] for b in baselines if b != c} for c in candidates
+    }
+    for t in tables:
+        for col in t.columns:
+            if col.endswith("(dev)"):
+                continue
+            for c in candidates:
+                cm = t.rows.get(c, {}).get(col, Cell()).median
+                if cm is None:
+                    continue
+                for b in counts[c]:
+                    bm = t.rows.get(b, {}).get(col, Cell()).median
+                    if bm is None:
+                        continue
+                    if abs(cm - bm) <= tie:
+                        counts[c][b][1] += 1
+                    elif better(t.metric, cm, bm):
+                        counts[c][b][0] += 1
+                    else:
+                        counts[c][b][2] += 1
+    cols = [b for b in baselines if any(b in counts[c] for c in candidates)]
+    table = Table(
+        title="Wins / ties / losses against each baseline (the paper's summary)",
+        row_label="candidate",
+        columns=cols,
+        rows={},
+        metric="count",
+        slug="win_tie_loss",
+    )
+    table.rows = {
+        c: {b: Cell(label="{}/{}/{}".format(*counts[c][b])) for b in cols if b in counts[c]}
+        for c in candidates
+    }
+    table.notes = [
+        "each cell: wins/ties/losses of the candidate over every model, dataset and test set "
+        f"where both have a median; a tie is |difference| ≤ {tie}",
+    ]
+    return table

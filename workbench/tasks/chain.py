@@ -1,0 +1,105 @@
+"""The chain task: several recipes run one after another into one run directory, one report.
+
+    task: chain
+    steps:
+      - name: search
+        recipe: search_quickstart.yaml
+      - name: image
+        recipe: image_quickstart.yaml
+        set: {activations: [relu, swish1, {top: 2, of: search}]}
+
+Each step is a unit; it runs its recipe in `<run_dir>/<step name>/` with the normal runner (so
+a step's own units skip and resume as usual). A later step's `{top: K, of: <step name>}` reads
+the earlier step's top.json. Step recipe paths are relative to the chain recipe file; `set`
+holds overrides for the step (dotted keys allowed, as on the command line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.schema import RecipeError
+from workbench.tasks.base import Recipe, RunContext, Task, Unit
+
+
+@dataclass
+class ChainStep:
+    name: str
+    recipe: str
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChainConfig:
+    steps: list[ChainStep]
+
+
+def _overrides(step: ChainStep) -> list[str]:
+    import yaml
+
+    return [
+        f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+        for key, value in step.set.items()
+    ]
+
+
+def step_path(recipe: Recipe, step: ChainStep) -> Path:
+    base = Path(recipe.source).parent if recipe.source else Path.cwd()
+    return base / step.recipe
+
+
+class ChainTask(Task):
+    name = "chain"
+    description = "run several recipes in order into one run directory"
+    config_class = ChainConfig
+
+    def validate(self, recipe: Recipe) -> None:
+        from workbench.recipe import load_recipe
+
+        names: dict[str, Path] = {}
+        for i, step in enumerate(recipe.config.steps):
+            if step.name in names:
+                raise RecipeError(f"duplicate step name {step.name!r}", path=f"steps[{i}].name")
+            path = step_path(recipe, step)
+            if not path.exists():
+                raise RecipeError(
+                    f"recipe {step.recipe!r} does not exist", path=f"steps[{i}].recipe"
+                )
+            # Validate the step now, deferring refs to earlier steps (they have not run yet).
+            try:
+                sub = load_recipe(path, _overrides(step), step_dirs=names, defer=True)
+            except RecipeError as exc:
+                raise RecipeError(exc.format(), path=f"steps[{i}]") from None
+            if sub.task == "chain":
+                raise RecipeError("a chain step cannot itself be a chain", path=f"steps[{i}]")
+            names[step.name] = Path(step.name)
+
+    def plan(self, recipe: Recipe) -> list[Unit]:
+        units = []
+        for step in recipe.config.steps:
+            units.append(
+                Unit(key={"step": step.name, "recipe": step.recipe}, label=f"step {step.name}")
+            )
+        return units
+
+    def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
+        from workbench.recipe import load_recipe
+        from workbench.runner import execute
+
+        steps = recipe.config.steps
+        index = next(i for i, s in enumerate(steps) if s.name == unit.key["step"])
+        step = steps[index]
+        step_dirs = {s.name: ctx.run_dir / s.name for s in steps[:index]}
+        sub = load_recipe(step_path(recipe, step), _overrides(step), step_dirs=step_dirs)
+        if sub.pending:
+            missing = ", ".join(ref.of for ref in sub.pending)
+            raise RecipeError(f"step {step.name!r} needs results of {missing}, which have none")
+        if recipe.device != "auto" and "device" not in step.set:
+            sub.device = recipe.device
+        code = execute(sub, ctx.run_dir / step.name)
+        if code != 0:
+            raise RuntimeError(
+                f"step {step.name!r} had failed units (see {ctx.run_dir / step.name})"
+            )
