@@ -12,6 +12,7 @@ $(VENV)/.setup-done: pyproject.toml scripts/setup.sh
 
 quickstart: setup
 	$(BIN)/workbench run recipes/quickstart.yaml
+	$(BIN)/workbench report runs/quickstart
 
 lint: setup
 	$(BIN)/ruff check .

@@ -82,10 +82,9 @@ class ToyTask(Task):
 
     def plan(self, recipe: Recipe) -> list[Unit]:
         cost = 0.15 * recipe.config.train.epochs
+        model = "mlp-" + "-".join(map(str, recipe.config.model.hidden))
         return [
-            Unit(
-                key={"activation": a, "seed": s, "model": "mlp"}, label=f"{a} seed={s}", cost_s=cost
-            )
+            Unit(key={"activation": a, "seed": s, "model": model}, label=f"{a} seed={s}", cost_s=cost)
             for a in recipe.activations
             for s in recipe.seeds
         ]
