@@ -4,7 +4,7 @@ Every measurement any run makes (a BLEU score, an accuracy, a search reward, a u
 one row. Reports read rows, never logs. Design choices:
 
 - Appends are atomic at the line level: each row is serialised first and written with a single
-  `os.write` on a file opened with O_APPEND, then fsync'd. A process killed mid-run can leave at
+  `os.write` on a file opened with O_APPEND under an flock, then fsync'd. A process killed mid-run can leave at
   most one torn last line; `read_rows` skips a torn line (with a warning) instead of failing, so
   earlier rows are never lost.
 - Rows are flat dicts with a fixed core (`ROW_FIELDS`) plus free-form `hparams` and `extra`.
@@ -14,6 +14,7 @@ one row. Reports read rows, never logs. Design choices:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -86,6 +87,9 @@ def append_row(run_dir: str | Path, row: dict[str, Any]) -> None:
     data = (json.dumps(_clean(row), sort_keys=True, allow_nan=False) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        # Writers take turns (an flock, released if the process dies) so that the torn-line
+        # check below sees a finished file; readers never wait.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         # A torn line left by a killed writer would glue onto ours: start on a fresh line.
         if os.fstat(fd).st_size > 0:
             with open(path, "rb") as fh:
