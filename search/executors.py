@@ -1,0 +1,205 @@
+"""Where children train: inline, a local pool of worker processes, or a Ray cluster.
+
+All executors take jobs (`search.child.evaluate_candidate` payloads) with an integer id and hand
+back finished (id, result) pairs in whatever order they finish; the engine restores proposal
+order. Design choices:
+
+- The local pool uses the "spawn" start method: forking a process that already runs torch
+  threads can deadlock, and spawned workers each load the data once and keep it.
+- A worker that dies (segfault, out of memory) breaks a process pool: the pool is rebuilt and
+  every job it held is retried once; a job that breaks a pool twice is a recorded failure.
+- Ray is an optional extra, imported only when a recipe names the Ray executor; a job's exception
+  in a Ray task becomes a recorded failure too. On a cluster every node needs this package
+  installed (the same environment as the driver).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from search.child import evaluate_candidate
+
+
+@dataclass
+class ExecutorConfig:
+    """The recipe's `executor:` section."""
+
+    kind: Literal["local", "ray", "inline"] = field(
+        default="local", metadata={"help": "local process pool, a Ray cluster, or inline (serial)"}
+    )
+    workers: int = field(default=2, metadata={"help": "local: worker processes"})
+    address: str | None = field(
+        default=None,
+        metadata={
+            "help": "ray: cluster address ('auto', 'ray://host:10001'); none starts a local instance"
+        },
+    )
+    cpus_per_child: float = 1.0
+    gpus_per_child: float = 0.0
+    max_in_flight: int | None = field(
+        default=None, metadata={"help": "ray: jobs submitted at once (default: all proposed)"}
+    )
+
+
+def _failure(error: str) -> dict[str, Any]:
+    return {"status": "failed", "reward": 0.0, "error": error, "wall_s": 0.0}
+
+
+class Executor:
+    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """Finished jobs (at least one unless timeout passes or nothing is running)."""
+        raise NotImplementedError
+
+    @property
+    def busy(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class InlineExecutor(Executor):
+    """Runs each job in this process when polled (tests, debugging)."""
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[int, dict[str, Any]]] = deque()
+
+    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+        self.queue.append((job_id, job))
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        if not self.queue:
+            return []
+        job_id, job = self.queue.popleft()
+        return [(job_id, evaluate_candidate(job))]
+
+    @property
+    def busy(self) -> int:
+        return len(self.queue)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class LocalExecutor(Executor):
+    """A pool of `workers` spawned processes."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, workers)
+        self.pool = self._new_pool()
+        self.futures: dict[cf.Future, tuple[int, dict[str, Any]]] = {}
+        self.retried: set[int] = set()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+        )
+
+    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+        self.futures[self.pool.submit(evaluate_candidate, job)] = (job_id, job)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        if not self.futures:
+            return []
+        done, _ = cf.wait(list(self.futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out, broken = [], []
+        for fut in done:
+            job_id, job = self.futures.pop(fut)
+            try:
+                out.append((job_id, fut.result()))
+            except cf.process.BrokenProcessPool:
+                broken.append((job_id, job))
+            except Exception as exc:  # e.g. a result that cannot be sent back
+                out.append((job_id, _failure(f"{type(exc).__name__}: {exc}")))
+        if broken:
+            # Every job the dead pool held fails the same way; retry each once on a fresh pool.
+            broken += list(self.futures.values())
+            self.futures.clear()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            for job_id, job in sorted(broken, key=lambda j: j[0]):
+                if job_id in self.retried:
+                    out.append((job_id, _failure("the worker process died (twice) on this job")))
+                else:
+                    self.retried.add(job_id)
+                    self.submit(job_id, job)
+        return out
+
+    @property
+    def busy(self) -> int:
+        return len(self.futures)
+
+    def close(self) -> None:
+        for fut in self.futures:
+            fut.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor(Executor):
+    """Jobs as Ray tasks on a cluster (`address`) or a local Ray instance."""
+
+    def __init__(self, cfg: ExecutorConfig):
+        try:
+            import ray
+        except ImportError:
+            raise ValueError(
+                "the Ray executor needs the optional extra: pip install 'activation-workbench[ray]'"
+            ) from None
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if cfg.address:
+                ray.init(address=cfg.address, **kwargs)
+            else:
+                ray.init(num_cpus=max(1, cfg.workers), **kwargs)
+            self.started = True
+        self.remote = ray.remote(num_cpus=cfg.cpus_per_child, num_gpus=cfg.gpus_per_child)(
+            evaluate_candidate
+        )
+        self.refs: dict[Any, int] = {}
+
+    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+        self.refs[self.remote.remote(job)] = job_id
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+        if not self.refs:
+            return []
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            job_id = self.refs.pop(ref)
+            try:
+                out.append((job_id, self.ray.get(ref)))
+            except Exception as exc:  # a task that died (node lost, worker crash)
+                out.append((job_id, _failure(f"ray task failed: {type(exc).__name__}: {exc}")))
+        return out
+
+    @property
+    def busy(self) -> int:
+        return len(self.refs)
+
+    def close(self) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)
+        self.refs.clear()
+        if self.started:
+            self.ray.shutdown()
+
+
+def make_executor(cfg: ExecutorConfig, device: str = "cpu") -> Executor:
+    if cfg.kind == "inline":
+        return InlineExecutor()
+    if cfg.kind == "ray":
+        return RayExecutor(cfg)
+    return LocalExecutor(cfg.workers)
