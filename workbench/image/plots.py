@@ -1,0 +1,242 @@
+"""The image task's report sections: figures people would rather look at than read.
+
+- accuracy per activation with its spread: every seed as a point, the median as a bar;
+- training throughput (images/s) per activation relative to ReLU, with parameter counts;
+- the distribution of learned activation parameters (β) per layer, for trainable activations;
+- the distribution of pre-activations, with the share inside Swish's negative bump (−5 ≤ x ≤ 0).
+
+Everything comes from rows (`extra` holds the histograms and β values), never from checkpoints
+or logs. The generic activation × model tables (median over seeds, win/tie/loss) are the report
+engine's; this module only adds what is specific to images.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slug(*parts: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(str(p) for p in parts)).strip("_")[:80]
+
+
+def _extra(row: dict[str, Any], key: str) -> Any:
+    return (row.get("extra") or {}).get(key)
+
+
+def latest_metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Accuracy rows with a value, the latest per (unit, split) (a rerun replaces a failure)."""
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("kind", "metric") != "metric" or r.get("metric") != "accuracy":
+            continue
+        latest[(r.get("run"), r.get("unit"), r.get("split"))] = r
+    return [r for r in latest.values() if r.get("value") is not None]
+
+
+def _groups(rows: list[dict[str, Any]], split: str) -> dict[tuple, list[dict[str, Any]]]:
+    out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("split") == split:
+            out[(r.get("dataset"), r.get("model"))].append(r)
+    return out
+
+
+def _order(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r.get("activation") for r in rows))
+
+
+def accuracy_plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Each seed a dot, the median a bar, per activation."""
+    plt = _plt()
+    acts = _order(rows)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(acts) + 1.5), 3.6))
+    for i, act in enumerate(acts):
+        values = [float(r["value"]) for r in rows if r.get("activation") == act]
+        med = statistics.median(values)
+        ax.bar(i, med, width=0.6, color="#9ecae1", edgecolor="#3182bd")
+        ax.vlines(i, min(values), max(values), color="#08519c", lw=1.5)
+        ax.scatter([i] * len(values), values, color="#08306b", s=14, zorder=3)
+    values = [float(r["value"]) for r in rows]
+    span = max(max(values) - min(values), 1.0)
+    ax.set_ylim(max(0.0, min(values) - span), min(100.0, max(values) + 0.5 * span))
+    ax.set_xticks(range(len(acts)))
+    ax.set_xticklabels(acts, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def throughput_section(rows: list[dict[str, Any]]) -> str:
+    """Markdown: median images/s per (model, activation), relative to relu on the same model."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("split") == "test" and _extra(r, "images_per_s"):
+            key = (r.get("dataset"), r.get("model"), _extra(r, "device"), _extra(r, "threads"))
+            groups[key].append(r)
+    if not groups:
+        return ""
+    lines = [
+        "### Image: training throughput",
+        "",
+        "| dataset | model | device (threads) | activation | images/s | vs relu | params | "
+        "unit wall s | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, model, device, threads), rs in groups.items():
+        per_act: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rs:
+            per_act[r.get("activation")].append(r)
+        speed = {
+            a: statistics.median(_extra(r, "images_per_s") for r in v) for a, v in per_act.items()
+        }
+        base = speed.get("relu")
+        for act, v in per_act.items():
+            rel = f"{speed[act] / base:.2f}×" if base else "—"
+            walls = [_extra(r, "wall_s") for r in v if _extra(r, "wall_s") is not None]
+            wall = f"{statistics.median(walls):.0f}" if walls else "—"
+            lines.append(
+                f"| {dataset} | {model} | {device} ({threads}) | `{act}` | {speed[act]:.0f} | "
+                f"{rel} | {_extra(v[0], 'params') or '—'} | {wall} | {len(v)} |"
+            )
+    lines += ["", "- images/s: training images per second of training time (median over seeds)"]
+    return "\n".join(lines)
+
+
+def beta_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
+    """Learned activation parameters per layer: a histogram and per-layer box plot per group."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("split") == "test" and _extra(r, "activation_params"):
+            groups[(r.get("dataset"), r.get("model"), r.get("activation"))].append(r)
+    if not groups:
+        return ""
+    plt = _plt()
+    lines = [
+        "### Image: learned activation parameters",
+        "",
+        "| dataset | model | activation | parameter | sites | median | 10%–90% | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    figures = []
+    for (dataset, model, act), rs in groups.items():
+        by_param: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rs:
+            for site, params in _extra(r, "activation_params").items():
+                for pname, values in params.items():
+                    by_param[pname][site].extend(values)
+        for pname, sites in by_param.items():
+            values = sorted(v for vs in sites.values() for v in vs)
+            q = statistics.quantiles(values, n=10) if len(values) > 1 else values * 9
+            lines.append(
+                f"| {dataset} | {model} | `{act}` | {pname} | {len(sites)} | "
+                f"{statistics.median(values):.3f} | {q[0]:.3f}–{q[-1]:.3f} | {len(rs)} |"
+            )
+            fig, (ax1, ax2) = plt.subplots(
+                1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 2]}
+            )
+            ax1.hist(values, bins=40, color="#6baed6", edgecolor="#2171b5")
+            ax1.set_xlabel(pname)
+            ax1.set_ylabel("count (all layers, channels, seeds)")
+            names = list(sites)
+            ax2.boxplot([sites[n] for n in names], showfliers=False)
+            ax2.set_xticks(range(1, len(names) + 1))
+            step = max(1, len(names) // 20)
+            ax2.set_xticklabels(
+                [n if i % step == 0 else "" for i, n in enumerate(names)], rotation=90, fontsize=6
+            )
+            ax2.set_ylabel(f"{pname} per layer")
+            fig.suptitle(f"{act} — {model} / {dataset}: learned {pname}", fontsize=9)
+            fig.tight_layout()
+            path = out_dir / f"image_{_slug('params', dataset, model, act, pname)}.png"
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            figures.append(f"![learned {pname} of {act} on {model}]({path.name})")
+    lines += ["", *figures]
+    return "\n".join(lines)
+
+
+def preact_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
+    """Pre-activation distributions per activation (summed over seeds), negative bump shaded."""
+    groups: dict[tuple, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        hist = _extra(r, "preact_hist")
+        if r.get("split") == "test" and hist and hist.get("total"):
+            groups[(r.get("dataset"), r.get("model"))][r.get("activation")].append(hist)
+    if not groups:
+        return ""
+    plt = _plt()
+    lines = [
+        "### Image: pre-activation distribution",
+        "",
+        "| dataset | model | activation | share in [−5, 0] (median) | share < −10 or > 10 | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    figures = []
+    for (dataset, model), per_act in groups.items():
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        for act, hists in per_act.items():
+            lo, hi = hists[0]["range"]
+            bins = hists[0]["bins"]
+            counts = [sum(h["counts"][i] for h in hists) for i in range(bins)]
+            total = sum(h["total"] for h in hists)
+            width = (hi - lo) / bins
+            centers = [lo + (i + 0.5) * width for i in range(bins)]
+            ax.plot(centers, [c / total / width for c in counts], label=act, lw=1.2)
+            share = statistics.median(h["bump_fraction"] for h in hists)
+            tails = sum(h["below"] + h["above"] for h in hists) / total
+            lines.append(
+                f"| {dataset} | {model} | `{act}` | {100 * share:.1f}% | {100 * tails:.2f}% | "
+                f"{len(hists)} |"
+            )
+        bump = hists[0].get("bump", [-5.0, 0.0])
+        ax.axvspan(bump[0], bump[1], color="#fdd0a2", alpha=0.5, label="Swish's negative bump")
+        ax.set_xlabel("pre-activation value (input of each activation site)")
+        ax.set_ylabel("density")
+        ax.set_title(f"pre-activations — {model} / {dataset} (test images)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"image_{_slug('preact', dataset, model)}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        figures.append(f"![pre-activations on {model}]({path.name})")
+    lines += ["", *figures]
+    return "\n".join(lines)
+
+
+def image_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """The image task's Markdown sections (figures saved under out_dir)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metric_rows = latest_metric_rows(rows)
+    sections = []
+    figures = []
+    for (dataset, model), rs in _groups(metric_rows, "test").items():
+        path = out_dir / f"image_{_slug('accuracy', dataset, model)}.png"
+        accuracy_plot(rs, path, f"test accuracy — {model} / {dataset} (dots: seeds, bar: median)")
+        figures.append(f"![test accuracy on {model} / {dataset}]({path.name})")
+    if figures:
+        sections.append("### Image: accuracy per activation\n\n" + "\n".join(figures))
+    for part in (
+        throughput_section(metric_rows),
+        beta_section(metric_rows, out_dir),
+        preact_section(metric_rows, out_dir),
+    ):
+        if part:
+            sections.append(part)
+    return sections

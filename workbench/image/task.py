@@ -1,0 +1,325 @@
+"""The `image` recipe task: image classifiers × activations × seeds, accuracy in percent.
+
+One unit trains one (model, activation, seed) with `workbench.image.train`, checkpointing into
+its unit directory after every epoch (an interrupted unit resumes from its last epoch), then
+writes two rows: `split="val"` (the held-out part of the training set, for model selection) and
+`split="test"` (the final number). Rows carry wall time, training images/s, the parameter count,
+the learned activation parameters per layer (β histograms) and a pre-activation histogram
+(Swish's negative bump) in `extra`. The generic report gives the activation × model tables and
+the median over seeds; `report` here adds the image-specific plots.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.image.train import AugmentConfig, TrainConfig
+from workbench.schema import RecipeError
+from workbench.tasks.base import Recipe, RunContext, Task, Unit
+
+# Forward multiply-accumulates per 32×32 image (millions), for --dry-run time estimates only.
+_MMACS = {
+    "resnet20": 41,
+    "resnet32": 69,
+    "resnet56": 126,
+    "resnet110": 253,
+    "preact_resnet164": 250,
+    "wrn28_10": 5250,
+    "densenet_bc_100_12": 290,
+    "small_cnn": 12,
+    "mlp": 0.1,
+}
+_CPU_MMACS_PER_S = 8_000  # fwd+bwd ≈ 3 fwd; ResNet-20 trains at ~60-70 images/s on 2 cores
+_GPU_MMACS_PER_S = 10_000_000  # a rough average over these models with AMP on one GPU
+
+
+def _check_names(value: str | list[str]) -> str | list[str]:
+    from workbench.image.models import check_model_name
+
+    names = [value] if isinstance(value, str) else value
+    if not names:
+        raise ValueError("at least one model name is needed")
+    for n in names:
+        check_model_name(n)
+    return value
+
+
+def _check_fraction(v: float) -> float:
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"must be in [0, 1), got {v}")
+    return v
+
+
+def _check_positive(v: int) -> int:
+    if v < 1:
+        raise ValueError(f"must be at least 1, got {v}")
+    return v
+
+
+@dataclass
+class ModelSection:
+    name: str | list[str] = field(
+        default="resnet20",
+        metadata={"check": _check_names, "help": "model name or list (resnet20, wrn28_10, ...)"},
+    )
+    kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "extra constructor arguments (e.g. dropout)"}
+    )
+
+
+@dataclass
+class DataSection:
+    source: str = field(
+        default="digits",
+        metadata={"help": "digits | cifar10 | cifar100 | a .npz | a CIFAR archive directory"},
+    )
+    val_fraction: float = field(default=0.1, metadata={"check": _check_fraction})
+    split_seed: int = field(
+        default=0, metadata={"help": "seed of the validation split (the same for every run seed)"}
+    )
+    max_train: int | None = field(
+        default=None,
+        metadata={"check": _check_positive, "help": "use a stratified subset of training images"},
+    )
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ProbeSection:
+    preact_images: int = field(
+        default=500, metadata={"help": "test images for the pre-activation histogram (0: off)"}
+    )
+    activation_params: bool = field(
+        default=True, metadata={"help": "record learned activation parameters (β) per layer"}
+    )
+
+
+@dataclass
+class ImageConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeSection = field(default_factory=ProbeSection)
+    keep_checkpoint: bool = field(
+        default=True, metadata={"help": "keep each unit's last checkpoint after it finishes"}
+    )
+
+
+def model_names(cfg: ImageConfig) -> list[str]:
+    return [cfg.model.name] if isinstance(cfg.model.name, str) else list(cfg.model.name)
+
+
+def dataset_name(source: str) -> str:
+    """The dataset's name in rows and tables, without reading the data."""
+    key = source.strip().lower().replace("-", "")
+    if key in ("digits", "cifar10", "cifar100"):
+        return key
+    path = Path(source)
+    name = path.name
+    for suffix in (".tar.gz", ".tgz", ".npz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return {
+        "cifar10python": "cifar10",
+        "cifar10batchespy": "cifar10",
+        "cifar100python": "cifar100",
+    }.get(name.lower().replace("-", ""), name)
+
+
+class ImageTask(Task):
+    name = "image"
+    description = "image classifiers (CIFAR ResNets, WRN, DenseNet, small CNN) × activations"
+    config_class = ImageConfig
+
+    def validate(self, recipe: Recipe) -> None:
+        cfg: ImageConfig = recipe.config
+        src = cfg.data.source
+        named = src.strip().lower().replace("-", "") in ("digits", "cifar10", "cifar100")
+        if not named and not Path(src).expanduser().exists():
+            raise RecipeError(
+                f"{src!r} does not exist (give digits, cifar10, cifar100, a .npz file, or a "
+                "directory holding the CIFAR python archive; paths are relative to the "
+                "current directory)",
+                path="data.source",
+            )
+        t = cfg.train
+        for key in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(t, key) < 1:
+                raise RecipeError(f"must be at least 1, got {getattr(t, key)}", path=f"train.{key}")
+        if t.steps is not None and t.steps < 1:
+            raise RecipeError(f"must be at least 1, got {t.steps}", path="train.steps")
+        if t.lr <= 0:
+            raise RecipeError(f"must be positive, got {t.lr}", path="train.lr")
+        if not 0.0 <= t.label_smoothing < 1.0:
+            raise RecipeError("must be in [0, 1)", path="train.label_smoothing")
+        if cfg.data.augment.crop_padding < 0:
+            raise RecipeError("must be >= 0", path="data.augment.crop_padding")
+        if not recipe.activations and not getattr(recipe, "pending", None):
+            raise RecipeError("list at least one activation", path="activations")
+
+    def plan(self, recipe: Recipe) -> list[Unit]:
+        cfg: ImageConfig = recipe.config
+        dataset = dataset_name(cfg.data.source)
+        units = []
+        for model in model_names(cfg):
+            cost = self._cost(cfg, model, recipe.device)
+            for act in recipe.activations:
+                for seed in recipe.seeds:
+                    units.append(
+                        Unit(
+                            key={
+                                "model": model,
+                                "dataset": dataset,
+                                "activation": act,
+                                "seed": seed,
+                            },
+                            label=f"{model} {act} seed={seed}",
+                            cost_s=cost,
+                        )
+                    )
+        return units
+
+    @staticmethod
+    def _cost(cfg: ImageConfig, model: str, device: str) -> float:
+        """Rough seconds for one unit (for --dry-run), from MACs and an assumed throughput."""
+        sizes = {"digits": (1437, 64), "cifar10": (50000, 1024), "cifar100": (50000, 1024)}
+        n, pixels = sizes.get(dataset_name(cfg.data.source), (5000, 1024))
+        n = int(n * (1 - cfg.data.val_fraction))
+        if cfg.data.max_train:
+            n = min(n, cfg.data.max_train)
+        t = cfg.train
+        images = t.steps * t.batch_size if t.steps else t.epochs * n
+        macs = _MMACS.get(model.lower().replace("-", "_"), 250) * pixels / 1024
+        gpu = device == "cuda" or (device == "auto" and _cuda())
+        return 3 * macs * images / (_GPU_MMACS_PER_S if gpu else _CPU_MMACS_PER_S)
+
+    def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
+        import torch
+
+        from workbench.image.data import load_image_data
+        from workbench.image.models import build_model, count_parameters
+        from workbench.image.probe import activation_parameters, preactivation_histogram
+        from workbench.image.train import TrainingDiverged, evaluate, train
+
+        cfg: ImageConfig = recipe.config
+        model_name, spec, seed = unit.key["model"], unit.key["activation"], unit.key["seed"]
+        t_start = time.perf_counter()
+        data = load_image_data(
+            cfg.data.source,
+            val_fraction=cfg.data.val_fraction,
+            seed=cfg.data.split_seed,
+            max_train=cfg.data.max_train,
+        )
+        torch.manual_seed(seed)
+        model = build_model(
+            model_name, spec, data.num_classes, data.in_channels, **cfg.model.kwargs
+        )
+        n_params = count_parameters(model)
+        t = cfg.train
+        hparams = {
+            "lr": t.lr,
+            "batch_size": t.batch_size,
+            "weight_decay": t.weight_decay,
+            "schedule": t.schedule,
+            "label_smoothing": t.label_smoothing,
+            **({"steps": t.steps} if t.steps else {"epochs": t.epochs}),
+        }
+        if cfg.data.max_train:
+            hparams["max_train"] = cfg.data.max_train
+        common = {
+            "model": model_name,
+            "dataset": data.name if unit.key.get("dataset") is None else unit.key["dataset"],
+            "metric": "accuracy",
+            "hparams": hparams,
+        }
+        meta = {
+            "model": model_name,
+            "model_kwargs": cfg.model.kwargs,
+            "activation": spec,
+            "dataset": common["dataset"],
+            "source": cfg.data.source,
+        }
+        try:
+            result = train(
+                model,
+                data,
+                t,
+                augment=cfg.data.augment,
+                device=ctx.device,
+                seed=seed,
+                checkpoint_dir=ctx.unit_dir,
+                meta=meta,
+                progress=lambda **kw: ctx.progress(**kw),
+                log=ctx.log.info,
+            )
+        except TrainingDiverged as exc:
+            for split in ("val", "test"):
+                ctx.record(**common, split=split, value=None, status="diverged", error=str(exc))
+            raise
+        test_acc, test_loss = evaluate(model, data.x_test, data.y_test, device=ctx.device, cfg=t)
+        extra: dict[str, Any] = {
+            "params": n_params,
+            "train_time_s": round(result.train_time_s, 2),
+            "images_per_s": round(result.images_per_s, 1),
+            "epochs_run": result.epochs,
+            "steps_run": result.steps,
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "device": ctx.device,
+            "threads": torch.get_num_threads(),
+            "n_train": len(data.x_train),
+            "n_val": len(data.x_val),
+            "n_test": len(data.x_test),
+        }
+        signature = (
+            f"image|{common['dataset']}|{model_name}|train={len(data.x_train)}"
+            f"|val={len(data.x_val)}|test={len(data.x_test)}|top1"
+        )
+        if result.val_accuracy is not None:
+            ctx.record(
+                **common,
+                split="val",
+                value=result.val_accuracy,
+                status="ok",
+                signature=signature,
+                extra={**extra, "loss": result.val_loss},
+            )
+        test_extra = {**extra, "loss": test_loss, "history": result.history}
+        if cfg.probe.activation_params:
+            params = activation_parameters(model)
+            if params:
+                test_extra["activation_params"] = params
+        if cfg.probe.preact_images > 0:
+            x = data.x_test[: cfg.probe.preact_images]
+            test_extra["preact_hist"] = preactivation_histogram(model, x, device=ctx.device)
+        test_extra["wall_s"] = round(time.perf_counter() - t_start, 2)
+        ctx.record(
+            **common,
+            split="test",
+            value=test_acc,
+            status="ok",
+            signature=signature,
+            extra=test_extra,
+        )
+        if not cfg.keep_checkpoint:
+            for f in ("checkpoint.pt", "checkpoint.json"):
+                (ctx.unit_dir / f).unlink(missing_ok=True)
+
+    def report(self, rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+        from workbench.image.plots import image_report
+
+        return image_report(rows, out_dir)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+__all__ = ["ImageConfig", "ImageTask", "dataset_name", "model_names"]
