@@ -55,16 +55,13 @@ class ChildConfig:
     threads: int = field(default=1, metadata={"help": "torch threads per worker"})
 
 
-def _data(cfg: dict[str, Any]) -> Any:
+def _data(cfg: ChildConfig) -> Any:
     from workbench.image.data import load_image_data
 
-    key = (cfg["data"], cfg["val_fraction"], cfg["max_train"], cfg["seed"])
+    key = (cfg.data, cfg.val_fraction, cfg.max_train, cfg.seed)
     if key not in _DATA:
         _DATA[key] = load_image_data(
-            cfg["data"],
-            val_fraction=cfg["val_fraction"],
-            seed=cfg["seed"],
-            max_train=cfg["max_train"],
+            cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, max_train=cfg.max_train
         )
     return _DATA[key]
 
@@ -87,7 +84,7 @@ def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
         cfg = from_dict(ChildConfig, job["child"])
         device = job.get("device", "cpu")
         torch.set_num_threads(cfg.threads)
-        data = _data(job["child"])
+        data = _data(cfg)
         torch.manual_seed(cfg.seed)
         model = build_model(
             cfg.model, job["formula"], data.num_classes, data.in_channels, **cfg.model_args

@@ -131,7 +131,7 @@ class Engine:
                 p.kind, p.status, p.reward = "degenerate", "rejected", 0.0
                 p.result = {"status": "rejected", "reward": 0.0, "error": cand.degenerate}
             elif cand.key in self.first_of:
-                p.kind, p.source = "duplicate", self.first_of[cand.key]
+                p.kind, p.source, p.status = "duplicate", self.first_of[cand.key], "duplicate"
             else:
                 self.evals += 1
                 p.eval_index = self.evals

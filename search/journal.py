@@ -5,7 +5,8 @@ One file per search unit (`<unit_dir>/journal.sqlite`). Tables:
 - `proposals`: one row per proposal in proposal order: batch, tokens, canonical formula, numeric
   class key, kind (fresh = trained here, reused = result taken from an earlier run, duplicate =
   same function as an earlier proposal, degenerate = rejected), evaluation index (fresh and reused
-  only), status (pending until its result lands), reward and the child's result.
+  only), status (pending until its result lands; a duplicate's result is its source's), reward
+  and the child's result.
 - `state`: the strategy's state after the last committed operation, with the engine's counters
   (batches proposed / learned, whether proposing is over).
 - `learn`: the statistics of each learning step (loss, baseline, ...).
@@ -72,7 +73,7 @@ class Proposal:
     kind: str  # fresh | reused | duplicate | degenerate
     eval_index: int | None = None
     source: int | None = None  # for duplicates: idx of the proposal whose result is shared
-    status: str = "pending"  # pending | ok | failed | diverged | rejected
+    status: str = "pending"  # pending | ok | failed | diverged | rejected | duplicate
     reward: float | None = None
     result: dict[str, Any] | None = None
 

@@ -239,14 +239,51 @@ BINARY: tuple[str, ...] = tuple(_binary_table(EPS))
 UNARY_MATH = dict(
     zip(
         UNARY,
-        ["x", "-x", "|x|", "x^2", "x^3", "sqrt(x)", "beta*x", "x+beta", "log(|x|+eps)", "exp(x)", "sin(x)", "cos(x)", "sinh(x)", "cosh(x)", "tanh(x)", "asinh(x)", "atan(x)", "sinc(x)", "max(x,0)", "min(x,0)", "sigmoid(x)", "log(1+e^x)", "exp(-x^2)", "erf(x)", "beta"],
+        [
+            "x",
+            "-x",
+            "|x|",
+            "x^2",
+            "x^3",
+            "sqrt(x)",
+            "beta*x",
+            "x+beta",
+            "log(|x|+eps)",
+            "exp(x)",
+            "sin(x)",
+            "cos(x)",
+            "sinh(x)",
+            "cosh(x)",
+            "tanh(x)",
+            "asinh(x)",
+            "atan(x)",
+            "sinc(x)",
+            "max(x,0)",
+            "min(x,0)",
+            "sigmoid(x)",
+            "log(1+e^x)",
+            "exp(-x^2)",
+            "erf(x)",
+            "beta",
+        ],
         strict=True,
     )
 )
 BINARY_MATH = dict(
     zip(
         BINARY,
-        ["x1+x2", "x1*x2", "x1-x2", "x1/(x2+eps)", "max(x1,x2)", "min(x1,x2)", "sigmoid(x1)*x2", "exp(-beta(x1-x2)^2)", "exp(-beta|x1-x2|)", "beta*x1+(1-beta)*x2"],
+        [
+            "x1+x2",
+            "x1*x2",
+            "x1-x2",
+            "x1/(x2+eps)",
+            "max(x1,x2)",
+            "min(x1,x2)",
+            "sigmoid(x1)*x2",
+            "exp(-beta(x1-x2)^2)",
+            "exp(-beta|x1-x2|)",
+            "beta*x1+(1-beta)*x2",
+        ],
         strict=True,
     )
 )

@@ -1,0 +1,217 @@
+"""Search sections of `workbench report`: top-k table, reward curves, the paper's findings.
+
+Reads only result rows (metric "reward" of task "search"), from one or several runs, e.g. an
+exhaustive run and a run of strategies with the same child. Design choices:
+
+- A candidate seen by several units (or reused from an earlier run) counts once in the top-k
+  table and the findings (its best row); curves and throughput are per unit.
+- "Top 1% of the exhaustive table": when the rows include an exhaustive unit, the threshold is
+  the reward of its ceil(1%)-th best candidate; for every other unit with the same child
+  settings the report gives the first evaluation that reached it.
+- The findings compare the top candidates (the best 1%, at least 10) with all evaluated ones:
+  performance by number of core units actually used, how often the raw x enters the final
+  binary function, periodic functions (sin, cos), and division.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from search.task import best_by_activation
+
+
+def _reward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("task") == "search" and r.get("metric") == "reward"]
+
+
+def _x(r: dict[str, Any], key: str, default: Any = None) -> Any:
+    return (r.get("extra") or {}).get(key, default)
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _units(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """Rows per (run, unit), each sorted by evaluation index."""
+    out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[(r.get("run"), r.get("unit"), _x(r, "strategy"), r.get("seed"))].append(r)
+    for v in out.values():
+        v.sort(key=lambda r: _x(r, "eval_index", 0))
+    return dict(out)
+
+
+def top_fraction_threshold(rewards: list[float], fraction: float = 0.01) -> float:
+    """The reward of the ceil(fraction * n)-th best of `rewards`."""
+    ranked = sorted(rewards, reverse=True)
+    return ranked[max(1, math.ceil(fraction * len(ranked))) - 1]
+
+
+def evals_to_reach(unit_rows: list[dict[str, Any]], threshold: float) -> int | None:
+    for r in unit_rows:
+        if r.get("status") == "ok" and (r.get("value") or 0.0) >= threshold:
+            return int(_x(r, "eval_index"))
+    return None
+
+
+def search_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    rows = _reward_rows(rows)
+    if not rows:
+        return []
+    units = _units(rows)
+    best = best_by_activation(rows)
+    sections = [_top_table(best), _curves(units, out_dir), _findings(rows, best)]
+    return [s for s in sections if s]
+
+
+def _top_table(best: list[dict[str, Any]], k: int = 20) -> str:
+    lines = [
+        f"### Search: top {min(k, len(best))} candidates",
+        "",
+        "| rank | activation | reward (val acc %) | strategy | core units | found at evaluation | run |",
+        "|---:|---|---:|---|---:|---:|---|",
+    ]
+    for i, r in enumerate(best[:k], 1):
+        lines.append(
+            f"| {i} | `{r['activation']}` | {_fmt(r['value'])} | {_x(r, 'strategy')} | "
+            f"{_x(r, 'core_units')} | {_x(r, 'eval_index')} | {r.get('run')} |"
+        )
+    return "\n".join(lines)
+
+
+def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
+    exhaustive = {}
+    for (_, _, strategy, _), urows in units.items():
+        if strategy == "exhaustive":
+            vals = [
+                r["value"] for r in urows if r.get("status") == "ok" and r.get("value") is not None
+            ]
+            if vals:
+                exhaustive[_x(urows[0], "child_hash")] = (top_fraction_threshold(vals), len(urows))
+    lines = [
+        "### Search: reward vs evaluations",
+        "",
+        "| run | strategy | seed | evaluations | trained here | failed/diverged | best | "
+        "mean | to top 1% of exhaustive | trained per hour |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    curves = []
+    for (run, _, strategy, seed), urows in sorted(units.items(), key=lambda kv: str(kv[0])):
+        vals = [r["value"] if r.get("status") == "ok" else 0.0 for r in urows]
+        running, best_so_far = [], -1.0
+        for v in vals:
+            best_so_far = max(best_so_far, v or 0.0)
+            running.append(best_so_far)
+        curves.append((f"{strategy} (seed {seed}, {run})", running))
+        fresh = [r for r in urows if not _x(r, "reused")]
+        bad = sum(r.get("status") != "ok" for r in urows)
+        per_hour = "–"
+        if len(fresh) > 1:
+            span = fresh[-1]["time"] - fresh[0]["time"]
+            if span > 0:
+                per_hour = f"{(len(fresh) - 1) / span * 3600:.0f}"
+        reach = "–"
+        ex = exhaustive.get(_x(urows[0], "child_hash"))
+        if ex is not None and strategy != "exhaustive":
+            n = evals_to_reach(urows, ex[0])
+            reach = str(n) if n is not None else f"not in {len(urows)}"
+        ok_vals = [v for v, r in zip(vals, urows, strict=True) if r.get("status") == "ok"]
+        mean = sum(ok_vals) / len(ok_vals) if ok_vals else None
+        lines.append(
+            f"| {run} | {strategy} | {seed} | {len(urows)} | {len(fresh)} | {bad} | "
+            f"{_fmt(running[-1])} | {_fmt(mean)} | {reach} | {per_hour} |"
+        )
+    if exhaustive:
+        for chash, (thr, n) in exhaustive.items():
+            lines.append("")
+            lines.append(
+                f"Top 1% of the exhaustive table (child {chash}, {n} candidates): "
+                f"reward >= {thr:.2f}."
+            )
+    plot = _plot_curves(curves, out_dir)
+    if plot:
+        lines += ["", f"![best reward so far vs evaluations]({plot})"]
+    return "\n".join(lines)
+
+
+def _plot_curves(curves: list[tuple[str, list[float]]], out_dir: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, ys in curves:
+        ax.plot(range(1, len(ys) + 1), ys, label=label)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.set_xscale("log")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    name = "search_reward_curves.png"
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=120)
+    plt.close(fig)
+    return name
+
+
+def _share(rows: list[dict[str, Any]], key: str) -> float:
+    return 100.0 * sum(bool(_x(r, key)) for r in rows) / max(1, len(rows))
+
+
+def _mean(rows: list[dict[str, Any]]) -> float | None:
+    vals = [r["value"] for r in rows if r.get("status") == "ok" and r.get("value") is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _findings(rows: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
+    # One row per distinct activation: its best ok row, else its first (failed) row.
+    by_act: dict[str, dict[str, Any]] = {r["activation"]: r for r in best}
+    for r in rows:
+        by_act.setdefault(r["activation"], r)
+    everything = list(by_act.values())
+    k = max(10, math.ceil(0.01 * len(everything)))
+    top = best[:k]
+    lines = [
+        "### Search: the paper's findings on this search's data",
+        "",
+        f"Top = the best {len(top)} of {len(everything)} distinct evaluated candidates.",
+        "",
+        "| core units used | candidates | mean reward | best | in top | failed/diverged |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in everything:
+        groups[int(_x(r, "used_units", 1))].append(r)
+    top_ids = {id(r) for r in top}
+    for n in sorted(groups):
+        g = groups[n]
+        vals = [r["value"] for r in g if r.get("status") == "ok" and r.get("value") is not None]
+        lines.append(
+            f"| {n} | {len(g)} | {_fmt(_mean(g))} | {_fmt(max(vals) if vals else None)} | "
+            f"{sum(id(r) in top_ids for r in g)} | {sum(r.get('status') != 'ok' for r in g)} |"
+        )
+    lines += [
+        "",
+        "| property | share of top | share of all | mean reward with | mean reward without |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, label in (
+        ("raw_x_final", "raw x feeds the final binary function"),
+        ("periodic", "uses a periodic function (sin, cos)"),
+        ("division", "uses division x1/(x2+eps)"),
+    ):
+        with_ = [r for r in everything if _x(r, key)]
+        without = [r for r in everything if not _x(r, key)]
+        lines.append(
+            f"| {label} | {_share(top, key):.0f}% | {_share(everything, key):.0f}% | "
+            f"{_fmt(_mean(with_))} | {_fmt(_mean(without))} |"
+        )
+    return "\n".join(lines)

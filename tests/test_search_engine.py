@@ -1,0 +1,169 @@
+"""Search runs end to end through the real runner: rows, top.json, failures, determinism, reuse,
+and the report sections. Children are real (an MLP on the bundled digits, a few steps)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from search.child import evaluate_candidate
+from search.journal import JOURNAL_FILE, Journal
+from search.report import evals_to_reach, search_report, top_fraction_threshold
+from search.task import best_by_activation
+from workbench import records
+from workbench.activations import check_spec
+from workbench.recipe import build_recipe
+from workbench.runner import execute
+
+SMALL_SPACE = {
+    "units": [1],
+    "unary": ["x", "neg", "abs", "square", "exp", "sin", "tanh", "sigmoid", "relu", "beta"],
+    "binary": ["add", "mul", "max", "sigmoid_mul"],
+}
+CHILD = {
+    "model": "mlp",
+    "model_args": {"hidden": 16, "depth": 1},
+    "data": "digits",
+    "train": {"steps": 20, "batch_size": 32, "lr": 0.1, "amp": False},
+    "augment": {"enabled": False},
+}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def tiny(**over) -> dict:
+    base = {
+        "task": "search",
+        "seeds": [0],
+        "device": "cpu",
+        "space": SMALL_SPACE,
+        "strategy": "ppo",
+        "budget": 16,
+        "batch_size": 4,
+        "child": CHILD,
+        "executor": {"kind": "inline"},
+        "top_k": 5,
+    }
+    return merge(base, over)
+
+
+def run(tmp_path, name: str, **over) -> tuple[int, list[dict]]:
+    out = tmp_path / name
+    rc = execute(build_recipe(tiny(**over)), out)
+    rows = [r for r in records.read_rows(out) if r.get("metric") == "reward"]
+    return rc, rows
+
+
+def sequence(rows: list[dict]) -> list[tuple]:
+    return [
+        (r["extra"]["eval_index"], r["activation"], r["status"], r["value"])
+        for r in sorted(rows, key=lambda r: r["extra"]["eval_index"])
+    ]
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ppo")
+    rc, rows = run(tmp, "run")
+    return tmp / "run", rc, rows
+
+
+def test_search_writes_one_row_per_evaluation_and_top_json(ppo_run):
+    out, rc, rows = ppo_run
+    assert rc == 0
+    assert sorted(r["extra"]["eval_index"] for r in rows) == list(range(1, 17))
+    assert len({r["activation"] for r in rows}) == 16  # distinct functions only
+    for r in rows:
+        assert r["split"] == "val" and r["task"] == "search"
+        assert r["status"] in ("ok", "failed", "diverged")
+        assert r["extra"]["strategy"] == "ppo" and r["extra"]["core_units"] == 1
+        assert check_spec(r["activation"]) == r["activation"]
+    top = json.loads((out / "top.json").read_text())
+    specs = [c["spec"] for c in top["candidates"]]
+    assert specs == [r["activation"] for r in best_by_activation(rows)][:5]
+    rewards = [c["reward"] for c in top["candidates"]]
+    assert rewards == sorted(rewards, reverse=True) and len(rewards) == 5
+    (unit_dir,) = (out / "units").iterdir()
+    journal = Journal(unit_dir / JOURNAL_FILE)
+    props = journal.proposals()
+    learned = journal.learn_stats()
+    journal.close()
+    assert sum(p.eval_index is not None for p in props) == 16
+    assert all(p.status != "pending" for p in props)
+    assert len(learned) == max(p.batch for p in props) + 1
+
+
+def test_top_json_feeds_an_activation_list(ppo_run):
+    from workbench.recipe import read_top
+
+    out, _, rows = ppo_run
+    assert read_top(out, 3) == [r["activation"] for r in best_by_activation(rows)][:3]
+
+
+def test_child_failures_are_recorded_not_raised():
+    child = merge(CHILD, {"train": {"lr": 50.0}})
+    res = evaluate_candidate({"formula": "exp(x) * cosh(x)^3", "child": child})
+    assert res["status"] == "diverged" and res["reward"] == 0.0 and "nan" in res["error"].lower()
+    res = evaluate_candidate({"formula": "nosuchfn(x)", "child": CHILD})
+    assert res["status"] == "failed" and res["reward"] == 0.0 and "nosuchfn" in res["error"]
+
+
+def test_search_goes_on_when_every_child_crashes(tmp_path):
+    rc, rows = run(
+        tmp_path, "crash", strategy="reinforce", budget=8, child={"model_args": {"bogus": 1}}
+    )
+    assert rc == 0
+    assert len(rows) == 8
+    assert all(r["status"] == "failed" and r["value"] is None for r in rows)
+    assert all("bogus" in r["extra"]["error"] for r in rows)
+
+
+def test_same_seed_same_candidates_with_a_pool_or_inline(tmp_path, ppo_run):
+    _, _, inline_rows = ppo_run
+    rc, pool_rows = run(tmp_path, "pool", executor={"kind": "local", "workers": 2})
+    assert rc == 0
+    assert sequence(pool_rows) == sequence(inline_rows)
+
+
+def test_reuse_takes_results_from_an_earlier_run(tmp_path, ppo_run):
+    first, _, rows = ppo_run
+    rc, again = run(tmp_path, "again", reuse=[str(first)])
+    assert rc == 0
+    assert all(r["extra"]["reused"] for r in again)
+    assert sequence(again) == sequence(rows)
+    # other child settings: nothing is reused
+    rc, other = run(tmp_path, "other", budget=4, reuse=[str(first)], child={"seed": 1})
+    assert not any(r["extra"]["reused"] for r in other)
+
+
+def test_report_sections_and_evaluations_to_top_percent(tmp_path):
+    space = {"unary": ["x", "neg", "sin", "sigmoid", "tanh"], "binary": ["add", "mul", "max"]}
+    rc, ex_rows = run(tmp_path, "exh", strategy="exhaustive", budget=1000, space=space)
+    assert rc == 0 and len(ex_rows) > 20
+    rc, rnd_rows = run(
+        tmp_path, "rnd", strategy="random", budget=12, space=space, reuse=[str(tmp_path / "exh")]
+    )
+    assert all(r["extra"]["reused"] for r in rnd_rows)
+    ok = [r["value"] for r in ex_rows if r["status"] == "ok"]
+    thr = sorted(ok, reverse=True)[math.ceil(0.01 * len(ok)) - 1]
+    assert top_fraction_threshold(ok) == thr == max(ok)  # fewer than 100: the top 1% is the best
+    hits = [r["extra"]["eval_index"] for r in rnd_rows if r["status"] == "ok" and r["value"] >= thr]
+    expect = min(hits) if hits else None
+    assert evals_to_reach(sorted(rnd_rows, key=lambda r: r["extra"]["eval_index"]), thr) == expect
+    report_dir = tmp_path / "report"
+    sections = search_report(ex_rows + rnd_rows, report_dir)
+    text = "\n".join(sections)
+    best = best_by_activation(ex_rows + rnd_rows)[0]
+    assert f"`{best['activation']}`" in text
+    assert "reward vs evaluations" in text and (report_dir / "search_reward_curves.png").exists()
+    rnd_line = next(line for line in text.splitlines() if line.startswith("| rnd | random |"))
+    assert f"| {expect if expect else 'not in 12'} |" in rnd_line
+    assert "raw x feeds the final binary function" in text and "periodic" in text
