@@ -164,13 +164,16 @@ def _complement(idx: np.ndarray, n: int) -> np.ndarray:
 
 
 def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(held-out indices, remaining indices): `fraction` of each class, chosen by `seed`."""
+    """(held-out indices, remaining indices): round(fraction · n) images in all, each class
+    contributing in proportion (largest remainders get the leftover places), chosen by `seed`."""
     rng = np.random.default_rng(seed)
-    held: list[np.ndarray] = []
-    for c in np.unique(y):
-        idx = np.nonzero(y == c)[0]
-        k = int(round(fraction * len(idx)))
-        held.append(rng.permutation(idx)[:k])
+    classes, counts = np.unique(y, return_counts=True)
+    quota = fraction * counts
+    take = np.floor(quota).astype(int)
+    leftover = int(round(fraction * len(y))) - int(take.sum())
+    if leftover > 0:
+        take[np.argsort(-(quota - take), kind="stable")[:leftover]] += 1
+    held = [rng.permutation(np.nonzero(y == c)[0])[:k] for c, k in zip(classes, take, strict=True)]
     out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
     return out, _complement(out, len(y))
 

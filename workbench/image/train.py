@@ -38,6 +38,9 @@ from workbench.tasks.base import UnitFailed
 CHECKPOINT = "checkpoint.pt"
 METADATA = "checkpoint.json"
 _CHECK_EVERY = 20  # steps between finite-loss checks
+# Steps at the start of each train() call left out of images/s: they include one-off costs
+# (compiling activation kernels for new shapes, allocator warm-up) that would skew comparisons.
+_WARMUP_STEPS = 3
 
 
 def _fraction(v: list[float]) -> list[float]:
@@ -104,9 +107,14 @@ class TrainResult:
     val_loss: float | None
     history: list[dict[str, Any]]
     resumed_from_epoch: int = 0
+    steady_images: int = 0  # images trained after the warm-up steps
+    steady_time_s: float = 0.0
 
     @property
     def images_per_s(self) -> float:
+        """Steady-state training throughput (after warm-up), else the overall one."""
+        if self.steady_time_s > 0 and self.steady_images:
+            return self.steady_images / self.steady_time_s
         return self.images_seen / self.train_time_s if self.train_time_s > 0 else 0.0
 
 
@@ -262,6 +270,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
     start_epoch, step, train_time, images = 0, 0, 0.0, 0
+    steady_time, steady_images, warm_left = 0.0, 0, _WARMUP_STEPS
     history: list[dict[str, Any]] = []
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None and (old := read_checkpoint_meta(ckpt)) is not None:
@@ -283,6 +292,7 @@ def train(
         p = old["progress"]
         start_epoch, step = p["epoch"], p["step"]
         train_time, images, history = p["train_time_s"], p["images_seen"], p["history"]
+        steady_time, steady_images = p.get("steady_time_s", 0.0), p.get("steady_images", 0)
         if log:
             log(f"resuming from {ckpt} at epoch {start_epoch}/{epochs}")
     resumed_from = start_epoch
@@ -298,6 +308,8 @@ def train(
         gen = _epoch_generator(seed, epoch, device if device.startswith("cuda") else "cpu")
         perm = torch.randperm(n, generator=gen, device=gen.device).to(device)
         t0 = time.perf_counter()
+        steady_t0 = t0 if warm_left == 0 else None
+        steady_seen = 0
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
@@ -332,6 +344,14 @@ def train(
             correct += (out.detach().argmax(1) == yb).sum()
             seen += len(idx)
             step += 1
+            if warm_left > 0:
+                warm_left -= 1
+                if warm_left == 0:
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    steady_t0 = time.perf_counter()
+            else:
+                steady_seen += len(idx)
             if step % _CHECK_EVERY == 0 or i == steps_per_epoch - 1 or step == total_steps:
                 running = loss_sum.item() / seen
                 if not math.isfinite(running):
@@ -344,8 +364,12 @@ def train(
                 bar.update(1)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        train_time += time.perf_counter() - t0
+        now = time.perf_counter()
+        train_time += now - t0
         images += seen
+        if steady_t0 is not None:
+            steady_time += now - steady_t0
+            steady_images += steady_seen
         entry: dict[str, Any] = {
             "epoch": epoch + 1,
             "step": step,
@@ -368,6 +392,8 @@ def train(
                 "step": step,
                 "train_time_s": train_time,
                 "images_seen": images,
+                "steady_time_s": steady_time,
+                "steady_images": steady_images,
                 "history": history,
                 "done": epoch + 1 == epochs,
             }
@@ -383,4 +409,6 @@ def train(
         val_loss=val_loss,
         history=history,
         resumed_from_epoch=resumed_from,
+        steady_images=steady_images,
+        steady_time_s=steady_time,
     )

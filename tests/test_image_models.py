@@ -1,0 +1,104 @@
+"""Image models: output shapes, published parameter counts, per-channel activation parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from workbench.image.models import activation_sites, build_model, count_parameters
+
+# (name, published parameter count in millions, digits it is published with)
+PUBLISHED = [
+    ("resnet20", 0.27, 2),
+    ("resnet32", 0.46, 2),
+    ("resnet56", 0.85, 2),
+    ("resnet110", 1.7, 1),
+    ("preact_resnet164", 1.7, 1),
+    ("wrn28_10", 36.5, 1),
+    ("densenet_bc_100_12", 0.8, 1),
+]
+
+
+@pytest.mark.parametrize(("name", "millions", "digits"), PUBLISHED)
+def test_parameter_counts_match_the_papers(name, millions, digits):
+    model = build_model(name, "relu", num_classes=10)
+    assert round(count_parameters(model) / 1e6, digits) == millions
+
+
+@pytest.mark.parametrize(
+    ("name", "in_channels", "size", "classes"),
+    [
+        ("resnet20", 3, 32, 10),
+        ("preact_resnet29", 3, 32, 100),
+        ("wrn16_2", 3, 32, 10),
+        ("densenet_bc_40_12", 3, 32, 100),
+        ("small_cnn", 1, 8, 10),
+        ("small_cnn", 3, 32, 10),
+        ("mlp", 1, 8, 10),
+        ("mlp", 3, 32, 10),
+    ],
+)
+def test_output_shapes(name, in_channels, size, classes):
+    model = build_model(name, "swish1", num_classes=classes, in_channels=in_channels).eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, in_channels, size, size))
+    assert out.shape == (3, classes)
+    assert torch.isfinite(out).all()
+
+
+def test_depth_and_width_from_name_or_kwargs():
+    by_name = build_model("wrn16_4", "relu", 10)
+    by_kwargs = build_model("wrn", "relu", 10, depth=16, width=4)
+    assert count_parameters(by_name) == count_parameters(by_kwargs)
+    assert count_parameters(build_model("resnet", "relu", 10, depth=32)) == count_parameters(
+        build_model("resnet32", "relu", 10)
+    )
+
+
+@pytest.mark.parametrize("name", ["resnet20", "preact_resnet29", "wrn16_2", "densenet_bc_40_12"])
+def test_per_channel_parameters_sized_for_each_site(name):
+    """A trainable Swish gets one β per channel of the tensor its site actually sees."""
+    model = build_model(name, "swish", num_classes=10).eval()
+    sites = activation_sites(model)
+    assert sites
+    seen: dict[str, int] = {}
+    handles = [
+        m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, args[0].shape[1]))
+        for n, m in sites
+    ]
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    assert set(seen) == {n for n, _ in sites}
+    for n, m in sites:
+        (beta,) = list(m.parameters())
+        assert beta.numel() == seen[n], n
+    relu_count = count_parameters(build_model(name, "relu", num_classes=10))
+    assert count_parameters(model) == relu_count + sum(seen.values())
+
+
+def test_factory_gets_the_channel_count():
+    widths: list[int] = []
+
+    def factory(channels: int) -> nn.Module:
+        widths.append(channels)
+        return nn.ReLU()
+
+    model = build_model("resnet20", factory, num_classes=10)
+    assert len(widths) == len(activation_sites(model)) == 19
+    assert sorted(set(widths)) == [16, 32, 64]
+
+
+def test_bad_names_and_depths_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown image model 'resnet_x'"):
+        build_model("resnet_x", "relu", 10)
+    with pytest.raises(ValueError, match="6n\\+2"):
+        build_model("resnet21", "relu", 10)
+    with pytest.raises(ValueError, match="9n\\+2"):
+        build_model("preact_resnet21", "relu", 10)
+    with pytest.raises(ValueError, match="6n\\+4"):
+        build_model("wrn27_10", "relu", 10)
+    with pytest.raises(ValueError, match="not a Module"):
+        build_model("resnet20", lambda c: "relu", 10)
