@@ -85,10 +85,16 @@ class InlineExecutor(Executor):
         return len(self.queue)
 
 
-def _init_worker() -> None:
+def _init_worker(counter: Any) -> None:
     import torch
 
     torch.set_num_threads(1)
+    with counter.get_lock():
+        rank = counter.value
+        counter.value += 1
+    # Worker i trains on GPU i mod (number of GPUs), so N workers spread over the machine's GPUs.
+    if torch.cuda.is_available():
+        torch.cuda.set_device(rank % torch.cuda.device_count())
 
 
 class LocalExecutor(Executor):
@@ -101,8 +107,9 @@ class LocalExecutor(Executor):
         self.retried: set[int] = set()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
+        ctx = mp.get_context("spawn")
         return cf.ProcessPoolExecutor(
-            self.workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(ctx.Value("i", 0),)
         )
 
     def submit(self, job_id: int, job: dict[str, Any]) -> None:
