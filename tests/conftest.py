@@ -36,7 +36,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run the real `workbench` console script in a subprocess."""
     exe = Path(sys.executable).parent / "workbench"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

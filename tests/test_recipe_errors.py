@@ -21,16 +21,28 @@ CASES = [
     ("tsk: toy\n", "task", ["missing required key", "toy"]),
     ("task: translate\n", "task", ["unknown task 'translate'", "translation"]),
     (GOOD + "trian: {epochs: 2}\n", "trian", ["unknown key 'trian'", "did you mean 'train'"]),
-    (GOOD.replace("epochs: 1", "epoch: 1"), "train.epoch", ["unknown key", "did you mean 'epochs'"]),
+    (
+        GOOD.replace("epochs: 1", "epoch: 1"),
+        "train.epoch",
+        ["unknown key", "did you mean 'epochs'"],
+    ),
     (GOOD.replace("epochs: 1", "epochs: many"), "train.epochs", ["expected int", "'many'"]),
     (GOOD.replace("epochs: 1", "epochs: 1.5"), "train.epochs", ["expected int"]),
     (GOOD.replace("seeds: [0]", "seeds: 0"), "seeds", ["expected a list of int"]),
     (GOOD.replace("seeds: [0]", "seeds: []"), "seeds", ["at least one seed"]),
     (GOOD.replace("[relu]", "[relu, swishh]"), "activations[1]", ["swishh"]),
     (GOOD.replace("[relu]", '[relu, "x * sigmoid(x"]'), "activations[1]", ["x * sigmoid(x"]),
-    (GOOD.replace("[relu]", '["__import__(\'os\')"]'), "activations[0]", ["__import__"]),
-    (GOOD.replace("[relu]", "[{top: 2, off: runs/x}]"), "activations[0]", ["unknown key 'off'"]),
-    (GOOD.replace("[relu]", "[{top: 2, of: no/such/run}]"), "activations[0].of", ["does not exist"]),
+    (GOOD.replace("[relu]", "[\"__import__('os')\"]"), "activations[0]", ["__import__"]),
+    (
+        GOOD.replace("[relu]", "[{top: 2, frm: runs/x}]"),
+        "activations[0].frm",
+        ["unknown key 'frm'"],
+    ),
+    (
+        GOOD.replace("[relu]", "[{top: 2, of: no/such/run}]"),
+        "activations[0].of",
+        ["does not exist"],
+    ),
     (GOOD + "device: tpu\n", "device", ["'tpu' is not allowed"]),
     (GOOD + "extends: missing_base.yaml\n", "extends", ["missing_base.yaml", "does not exist"]),
     ("task: toy\n  bad: [indent\n", "", ["YAML syntax error at line"]),
@@ -93,9 +105,7 @@ def test_top_k_reference_reads_search_output(tmp_path):
         '{"metric": "reward", "candidates": [{"spec": "max(x, sigmoid(x))", "reward": 0.9},'
         ' {"spec": "x * sigmoid(x)", "reward": 0.8}, {"spec": "cos(x) - x", "reward": 0.7}]}'
     )
-    (tmp_path / "r.yaml").write_text(
-        GOOD.replace("[relu]", f"[relu, {{top: 2, of: {run}}}]")
-    )
+    (tmp_path / "r.yaml").write_text(GOOD.replace("[relu]", f"[relu, {{top: 2, of: {run}}}]"))
     recipe = load_recipe(tmp_path / "r.yaml")
     assert recipe.activations[0] == "relu"
     assert len(recipe.activations) == 3  # relu + the top 2, normalised

@@ -11,8 +11,16 @@ from workbench import records
 
 
 def test_record_and_read_back(tmp_path):
-    row = records.record(tmp_path, task="toy", activation="relu", seed=1, metric="accuracy",
-                         split="test", value=97.5, wall_s=3.2)
+    row = records.record(
+        tmp_path,
+        task="toy",
+        activation="relu",
+        seed=1,
+        metric="accuracy",
+        split="test",
+        value=97.5,
+        wall_s=3.2,
+    )
     rows = records.read_rows(tmp_path)
     assert rows == [row]
     assert rows[0]["extra"] == {"wall_s": 3.2}  # unknown fields fold into extra
@@ -48,4 +56,6 @@ def test_concurrent_writers_never_interleave(tmp_path):
     assert len(lines) == 800
     parsed = [json.loads(line) for line in lines]
     for w in range(4):
-        assert sorted(r["value"] for r in parsed if r["seed"] == w) == [float(i) for i in range(200)]
+        assert sorted(r["value"] for r in parsed if r["seed"] == w) == [
+            float(i) for i in range(200)
+        ]

@@ -9,14 +9,26 @@ from workbench.report import build_report
 
 
 def bleu(run, act, seed, lr, split, value):
-    records.record(run, task="translation", model="tiny", dataset="wmt", activation=act, seed=seed,
-                   hparams={"lr": lr}, metric="bleu", split=split, value=value,
-                   select_by="newstest2012", signature="nrefs:1|bleu-sig")
+    records.record(
+        run,
+        task="translation",
+        model="tiny",
+        dataset="wmt",
+        activation=act,
+        seed=seed,
+        hparams={"lr": lr},
+        metric="bleu",
+        split=split,
+        value=value,
+        select_by="newstest2012",
+        signature="nrefs:1|bleu-sig",
+    )
 
 
 def unit(run, uid, act, status, seed=0):
-    records.record(run, kind="unit", unit=uid, task="translation", activation=act, seed=seed,
-                   status=status)
+    records.record(
+        run, kind="unit", unit=uid, task="translation", activation=act, seed=seed, status=status
+    )
 
 
 def test_dev_selection_median_unfinished_and_wins(tmp_path):

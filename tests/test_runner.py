@@ -16,8 +16,14 @@ from workbench import records
 from workbench.recipe import load_recipe
 from workbench.runner import RunLocked, execute, run_lock
 
-SMALL = ["--set", "seeds=[0,1]", "--set", "train.epochs=3", "--set",
-         "activations=[relu, 'max(x, sigmoid(x))']"]
+SMALL = [
+    "--set",
+    "seeds=[0,1]",
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "activations=[relu, 'max(x, sigmoid(x))']",
+]
 
 
 def metric_rows(run_dir: Path) -> list[dict]:
@@ -25,7 +31,9 @@ def metric_rows(run_dir: Path) -> list[dict]:
 
 
 def unit_rows(run_dir: Path, status: str) -> list[dict]:
-    return [r for r in records.read_rows(run_dir) if r.get("kind") == "unit" and r["status"] == status]
+    return [
+        r for r in records.read_rows(run_dir) if r.get("kind") == "unit" and r["status"] == status
+    ]
 
 
 def test_run_writes_rows_and_rerun_skips(tmp_path, root, cli):
@@ -63,15 +71,31 @@ def test_dry_run_plans_without_running(tmp_path, cli):
 
 def test_killed_run_resumes_without_losing_or_repeating(tmp_path, root):
     out = tmp_path / "run"
-    args = [str(Path(sys.executable).parent / "workbench"), "run", "recipes/toy_digits_mlp.yaml",
-            "--set", "seeds=[0,1,2]", "--set", "train.epochs=6", "--out", str(out)]
+    args = [
+        str(Path(sys.executable).parent / "workbench"),
+        "run",
+        "recipes/toy_digits_mlp.yaml",
+        "--set",
+        "seeds=[0,1,2]",
+        "--set",
+        "train.epochs=6",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    # Kill -9 once two units are done and a third has started.
-    while time.time() < deadline and len(unit_rows(out, "done")) < 2:
+
+    def waiting() -> bool:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        return time.time() < deadline
+
+    # Kill -9 once two units are done and a third has written a mid-unit checkpoint.
+    while waiting() and len(unit_rows(out, "done")) < 2:
         time.sleep(0.2)
-    while time.time() < deadline and not (list((out / "units").glob("*/checkpoint.json"))
-                                          and len(unit_rows(out, "running")) > 2):
+    while waiting() and not (
+        len(unit_rows(out, "running")) > 2
+        and len(list((out / "units").glob("*/checkpoint.json"))) > 2
+    ):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -98,9 +122,20 @@ def test_second_writer_is_refused(tmp_path):
 def test_failed_unit_is_recorded_and_others_continue(tmp_path, cli):
     out = tmp_path / "run"
     # exp(exp(x)) overflows to inf at these learning rates: the unit diverges, relu does not.
-    result = cli("run", "recipes/toy_digits_mlp.yaml", "--set", "seeds=[0]",
-                 "--set", "train.epochs=2", "--set", "train.lr=50.0",
-                 "--set", "activations=['exp(exp(x))', relu]", "--out", str(out))
+    result = cli(
+        "run",
+        "recipes/toy_digits_mlp.yaml",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.lr=50.0",
+        "--set",
+        "activations=['exp(exp(x))', relu]",
+        "--out",
+        str(out),
+    )
     failed = unit_rows(out, "failed")
     assert result.returncode == 1
     assert "failed" in result.stderr

@@ -48,8 +48,8 @@ class RecipeError(Exception):
         return self
 
 
-def _join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
+def _join(path: str, key: object) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else str(key)
 
