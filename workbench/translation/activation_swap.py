@@ -1,0 +1,126 @@
+"""Swap the FFN activation of a built or loaded fairseq Transformer, and save it reloadably.
+
+This is how a trained ReLU model is fine-tuned with another activation:
+
+    models, _, _ = load_model_ensemble_and_task([ckpt])       # or from_pretrained(...)
+    swap_activation(models[0], "x * sigmoid(beta * x)")
+    save_checkpoint(models[0], "swapped.pt", like=ckpt)         # fairseq tools reload it
+    # fairseq-train ... --user-dir DIR --activation-fn "x * sigmoid(beta * x)" \
+    #     --restore-file swapped.pt --reset-optimizer --reset-lr-scheduler --reset-dataloader
+
+Design choices:
+- `ffn_activation` is the one builder for a layer's activation (training, reload, swap), so
+  parameter shapes always agree: per-channel parameters over the FFN hidden size, channel_dim=-1
+  (activations are (T, B, C) there).
+- The checkpoint stores the activation only as its spec string, in `cfg.model.activation_fn` (or
+  the legacy `args`); parameters are ordinary state-dict entries `...layers.N.activation_fn.*`.
+- A swapped checkpoint drops the optimizer state: Adam's moments belong to the old parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def ffn_activation(spec: str, channels: int) -> nn.Module:
+    """The activation module of one Transformer FFN with `channels` hidden units."""
+    from workbench.activations import build_activation
+
+    return build_activation(spec, channels=channels, channel_dim=-1)
+
+
+def ffn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every Transformer layer (encoder and decoder) of a fairseq model, with its name."""
+    from fairseq.modules.transformer_layer import (
+        TransformerDecoderLayerBase,
+        TransformerEncoderLayerBase,
+    )
+
+    kinds = (TransformerEncoderLayerBase, TransformerDecoderLayerBase)
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
+
+
+def swap_activation(model: nn.Module, spec: str) -> int:
+    """Replace every Transformer layer's FFN activation by `spec`; returns the layer count.
+
+    Native fairseq names are not special here: every layer gets a workbench module (parameters,
+    if any, freshly initialised), placed on the device and dtype of the layer's fc1.
+    """
+    from workbench.translation.plugin import install, normalise
+
+    install()
+    spec = normalise(spec)
+    layers = ffn_layers(model)
+    if not layers:
+        raise ValueError(f"swap_activation: {type(model).__name__} has no Transformer layers")
+    for _, layer in layers:
+        weight = layer.fc1.weight
+        layer.activation_fn = ffn_activation(spec, layer.fc1.out_features).to(
+            device=weight.device, dtype=weight.dtype
+        )
+        if hasattr(layer, "cfg"):
+            layer.cfg.activation_fn = spec
+    for holder in (getattr(model, "args", None), getattr(model, "cfg", None)):
+        if holder is not None and hasattr(holder, "activation_fn"):
+            holder.activation_fn = spec
+    return len(layers)
+
+
+def _set_spec(model_cfg: Any, spec: str) -> None:
+    if isinstance(model_cfg, dict):
+        model_cfg["activation_fn"] = spec
+    elif model_cfg is not None:
+        model_cfg.activation_fn = spec
+
+
+def save_checkpoint(model: nn.Module, out: str | Path, *, like: str | Path) -> Path:
+    """Save `model` as a fairseq checkpoint shaped like the checkpoint `like` it came from.
+
+    The configuration is copied from `like` with `activation_fn` set to the model's current
+    spec; fairseq-generate / fairseq-interactive / from_pretrained reload it (with the plugin).
+    """
+    from workbench.translation.checkpoints import load
+
+    layers = ffn_layers(model)
+    if not layers:
+        raise ValueError(f"save_checkpoint: {type(model).__name__} has no Transformer layers")
+    spec = getattr(layers[0][1].cfg, "activation_fn", None)
+    state = load(like)
+    cfg = state.get("cfg")
+    if cfg is not None:
+        if not isinstance(cfg, dict):  # an OmegaConf config: keep the checkpoint picklable
+            from omegaconf import OmegaConf
+
+            cfg = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+            state["cfg"] = cfg
+        _set_spec(cfg.get("model"), spec)
+    _set_spec(state.get("args"), spec)
+    state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state["last_optimizer_state"] = None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(out)
+    return out
+
+
+def swap_checkpoint(src: str | Path, out: str | Path, spec: str, data: str | None = None) -> Path:
+    """Load fairseq checkpoint `src`, swap its activation to `spec`, save it as `out`.
+
+    `data`: the binarized data directory (its dictionaries), when it moved since training.
+    """
+    from fairseq import checkpoint_utils
+
+    from workbench.translation.plugin import install
+
+    install()
+    models, _cfg, _task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(src)], arg_overrides={"data": str(data)} if data else None
+    )
+    swap_activation(models[0], spec)
+    return save_checkpoint(models[0], out, like=src)
