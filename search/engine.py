@@ -189,9 +189,8 @@ class Engine:
             return
         status = result.get("status", "failed")
         reward = float(result.get("reward") or 0.0) if status == "ok" else 0.0
-        result = {k: v for k, v in result.items() if k != "trace"} | {
-            "trace": result.get("trace", "")[-2000:]
-        }
+        if "trace" in result:  # keep the journal small: the end of a traceback is enough
+            result = {**result, "trace": str(result["trace"])[-2000:]}
         self.journal.commit_result(p.idx, status, reward, result)
         p.status, p.reward, p.result = status, reward, result
         if status != "ok":

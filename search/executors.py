@@ -6,6 +6,8 @@ order. Design choices:
 
 - The local pool uses the "spawn" start method: forking a process that already runs torch
   threads can deadlock, and spawned workers each load the data once and keep it.
+- Workers exit by themselves when the driver dies (they watch their parent process), so a
+  search killed with SIGKILL leaves no orphaned children behind.
 - A worker that dies (segfault, out of memory) breaks a process pool: the pool is rebuilt and
   every job it held is retried once; a job that breaks a pool twice is a recorded failure.
 - Ray is an optional extra, imported only when a recipe names the Ray executor; a job's exception
@@ -17,6 +19,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -85,9 +90,18 @@ class InlineExecutor(Executor):
         return len(self.queue)
 
 
+def _watch_parent(parent: int) -> None:
+    # A pool worker whose driver was killed (even with SIGKILL) would wait forever for jobs:
+    # it exits as soon as it is re-parented.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _init_worker(counter: Any) -> None:
     import torch
 
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(1)
     with counter.get_lock():
         rank = counter.value

@@ -65,7 +65,7 @@ def search_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
     units = _units(rows)
     best = best_by_activation(rows)
     sections = [_top_table(best), _curves(units, out_dir), _findings(rows, best)]
-    return [s for s in sections if s]
+    return [s + "\n" for s in sections if s]
 
 
 def _top_table(best: list[dict[str, Any]], k: int = 20) -> str:

@@ -14,11 +14,11 @@ from search.executors import make_executor
 from search.journal import JOURNAL_FILE, Journal, Proposal
 from search.space import Space, SpaceError
 from search.strategies import make_strategy
+from search.task import SearchConfig, child_hash, strategy_options
 from workbench import records
 from workbench.schema import to_dict
 
 if TYPE_CHECKING:
-    from search.task import SearchConfig
     from workbench.tasks.base import RunContext
 
 PERIODIC = ("sin", "cos")
@@ -61,8 +61,8 @@ def load_reuse(cfg: SearchConfig, space: Space, chash: str) -> dict[str, dict[st
 def run_search(cfg: SearchConfig, strategy_name: str, seed: int, ctx: RunContext) -> dict[str, Any]:
     space = make_space(cfg)
     child = to_dict(cfg.child)
-    chash = _child_hash(child)
-    strategy = make_strategy(strategy_name, space, seed, **_options(cfg, strategy_name))
+    chash = child_hash(child)
+    strategy = make_strategy(strategy_name, space, seed, **strategy_options(cfg, strategy_name))
     journal = Journal(ctx.unit_dir / JOURNAL_FILE)
     journal.check_meta(
         {
@@ -146,15 +146,3 @@ def run_search(cfg: SearchConfig, strategy_name: str, seed: int, ctx: RunContext
         journal.close()
     ctx.log.info("search %s seed %d: %s", strategy_name, seed, summary)
     return summary
-
-
-def _child_hash(child: dict[str, Any]) -> str:
-    from search.task import child_hash
-
-    return child_hash(child)
-
-
-def _options(cfg: SearchConfig, name: str) -> dict[str, Any]:
-    from search.task import strategy_options
-
-    return strategy_options(cfg, name)

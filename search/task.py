@@ -21,7 +21,7 @@ from search.executors import ExecutorConfig
 from search.space import BINARY, UNARY
 from search.strategies import STRATEGIES
 from workbench import records
-from workbench.schema import RecipeError, to_dict
+from workbench.schema import RecipeError
 from workbench.tasks.base import Recipe, RunContext, Task, Unit
 
 TOP_FILE = "top.json"
@@ -226,7 +226,3 @@ def write_top(run_dir: Path, k: int) -> Path:
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def config_dict(cfg: SearchConfig) -> dict[str, Any]:
-    return to_dict(cfg)

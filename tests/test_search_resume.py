@@ -3,6 +3,7 @@ and the candidate sequence equals an uninterrupted run's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -53,6 +54,19 @@ if __name__ == "__main__":
 """
 
 
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def reward_rows(run_dir: Path) -> list[dict]:
     return [r for r in records.read_rows(run_dir) if r.get("metric") == "reward"]
 
@@ -87,9 +101,20 @@ def test_kill_9_at_random_points_then_resume(tmp_path):
                 break
             time.sleep(0.02)
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes
+            if kills == 0:
+                # Only the driver: its pool workers must notice and exit by themselves.
+                workers = children(proc.pid)
+                os.kill(proc.pid, signal.SIGKILL)
+                deadline = time.time() + 15
+                while any(alive(w) for w in workers) and time.time() < deadline:
+                    time.sleep(0.2)
+                assert not any(alive(w) for w in workers), "orphaned worker processes"
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers at once
             kills += 1
         proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # nothing of this attempt may linger
     assert kills >= 2
     assert len(reward_rows(out)) < RECIPE["budget"]  # the search really was cut short
     done = subprocess.run(
