@@ -128,15 +128,33 @@ def build_model(
     raise ValueError(f"unknown image model {name!r}; known: {known}")
 
 
+# Depth rules per family, checked before anything is built (recipe validation).
+_DEPTHS = {
+    "resnet": (6, 2, "CIFAR ResNet depth must be 6n+2 (20, 32, 56, 110...)"),
+    "preact_resnet": (9, 2, "pre-activation ResNet depth must be 9n+2 (164, 1001...)"),
+    "wrn": (6, 4, "Wide ResNet depth must be 6n+4 (16, 22, 28, 40...)"),
+    "densenet_bc": (6, 4, "DenseNet-BC depth must be 6n+4 (40, 100, 190...)"),
+}
+
+
 def check_model_name(name: str) -> str:
     """Validate a model name without building it (for recipe checks); returns it unchanged."""
     key = name.strip().lower().replace("-", "_")
-    if not any(re.fullmatch(p, key) for p, _, _ in _MODELS):
-        raise ValueError(
-            f"unknown image model {name!r}; known: resnet20/32/56/110, preact_resnet164, "
-            "wrn28_10 (wrn<depth>_<width>), densenet_bc_100_12, small_cnn, mlp"
-        )
-    return name
+    for pattern, _, _ in _MODELS:
+        m = re.fullmatch(pattern, key)
+        if not m:
+            continue
+        family = pattern.split("(")[0]
+        if family in _DEPTHS and m.groups() and m.group(1):
+            step, offset, message = _DEPTHS[family]
+            depth = int(m.group(1))
+            if (depth - offset) % step or depth < step + offset:
+                raise ValueError(f"{name!r}: {message}, got {depth}")
+        return name
+    raise ValueError(
+        f"unknown image model {name!r}; known: resnet20/32/56/110, preact_resnet164, "
+        "wrn28_10 (wrn<depth>_<width>), densenet_bc_100_12, small_cnn, mlp"
+    )
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -1,0 +1,125 @@
+"""The image training loop: determinism, resume after interruption, divergence, schedules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from workbench.image.data import load_image_data
+from workbench.image.models import build_model
+from workbench.image.train import (
+    CHECKPOINT,
+    METADATA,
+    AugmentConfig,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate,
+    lr_at,
+    train,
+)
+from workbench.tasks.base import UnitFailed
+
+CFG = TrainConfig(epochs=3, batch_size=32, lr=0.05, weight_decay=5e-4, warmup_epochs=0.5)
+AUG = AugmentConfig(crop_padding=1, flip=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_image_data("digits", max_train=256)
+
+
+def _run(data, seed=0, spec="swish", cfg=CFG, **kw):
+    torch.manual_seed(seed)
+    model = build_model("small_cnn", spec, data.num_classes, data.in_channels, width=8)
+    result = train(model, data, cfg, augment=AUG, seed=seed, **kw)
+    return model, result
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_fixed_seed_is_deterministic_on_cpu(digits):
+    m1, r1 = _run(digits, seed=0)
+    m2, r2 = _run(digits, seed=0)
+    m3, _ = _run(digits, seed=1)
+    assert _same(m1, m2)
+    assert [h["train_loss"] for h in r1.history] == [h["train_loss"] for h in r2.history]
+    assert not _same(m1, m3)
+    assert r1.steps == 3 * (256 // 32) and r1.images_seen == 3 * 256
+    acc, _ = evaluate(m1, digits.x_val, digits.y_val)
+    assert acc > 30.0, "three epochs on digits learn well above chance (10%)"
+
+
+class _Interrupt:
+    """A progress bar that presses Ctrl-C after `after` steps (a real interruption mid-epoch)."""
+
+    def __init__(self, after: int):
+        self.left = after
+
+    def __call__(self, **kw):
+        return self
+
+    def update(self, n=1):
+        self.left -= n
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+    def set_postfix(self, **kw):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_resume_after_interruption_matches_the_uninterrupted_run(digits, tmp_path):
+    straight, _ = _run(digits, checkpoint_dir=tmp_path / "a", meta={"activation": "swish"})
+    # killed in the middle of epoch 2: the epoch-1 checkpoint survives
+    with pytest.raises(KeyboardInterrupt):
+        _run(
+            digits,
+            checkpoint_dir=tmp_path / "b",
+            meta={"activation": "swish"},
+            progress=_Interrupt(12),
+        )
+    meta = json.loads((tmp_path / "b" / METADATA).read_text())
+    assert meta["progress"]["epoch"] == 1 and meta["activation"] == "swish"
+    resumed, result = _run(digits, checkpoint_dir=tmp_path / "b", meta={"activation": "swish"})
+    assert result.resumed_from_epoch == 1 and len(result.history) == 3
+    assert _same(straight, resumed)
+    # the checkpoint holds tensors only: it loads without unpickling arbitrary objects
+    state = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=True)
+    assert "beta" in "".join(state["model"])
+    # a checkpoint made with other settings is not silently continued
+    with pytest.raises(ValueError, match="different settings"):
+        _run(digits, checkpoint_dir=tmp_path / "b", meta={"activation": "relu"})
+
+
+def test_divergence_raises_a_unit_failure(digits):
+    bad = TrainConfig(epochs=1, batch_size=32, lr=1e8, momentum=0.0, warmup_epochs=0)
+    with pytest.raises(TrainingDiverged, match="training loss is") as info:
+        _run(digits, spec="relu", cfg=bad)
+    assert isinstance(info.value, UnitFailed) and info.value.status == "diverged"
+
+
+def test_schedules():
+    cos = TrainConfig(lr=0.1, schedule="cosine")
+    assert lr_at(cos, 0, 100, 10) == pytest.approx(0.1)
+    assert lr_at(cos, 50, 100, 10) == pytest.approx(0.05)
+    assert lr_at(cos, 100, 100, 10) == pytest.approx(0.0)
+    step = TrainConfig(lr=0.1, schedule="step", milestones=[0.5, 0.75], gamma=0.2)
+    assert [lr_at(step, s, 100, 10) for s in (0, 49, 50, 75, 99)] == pytest.approx(
+        [0.1, 0.1, 0.02, 0.004, 0.004]
+    )
+    warm = TrainConfig(lr=0.1, schedule="constant", warmup_epochs=2)
+    assert lr_at(warm, 0, 100, 10) == pytest.approx(0.005)
+    assert lr_at(warm, 19, 100, 10) == pytest.approx(0.1)
+
+
+def test_steps_override_epochs_and_label_smoothing_runs(digits):
+    cfg = TrainConfig(steps=5, batch_size=32, lr=0.05, label_smoothing=0.1)
+    _, result = _run(digits, spec="relu", cfg=cfg)
+    assert result.steps == 5 and result.epochs == 1 and result.images_seen == 160
