@@ -256,8 +256,10 @@ def train(
     meta = dict(meta or {})
     meta.update(seed=seed, train=asdict(cfg), augment=asdict(augment))
     model.to(device)
-    if cfg.channels_last and device.startswith("cuda"):
-        model.to(memory_format=torch.channels_last)
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     n = len(x_train)
     bs = min(cfg.batch_size, n)
@@ -281,7 +283,8 @@ def train(
                 f"{ckpt}: the checkpoint there was made with different settings; "
                 "use another directory or delete it"
             )
-        state = torch.load(ckpt / CHECKPOINT, map_location=device, weights_only=True)
+        # RNG states must stay CPU tensors; load_state_dict moves weights and momenta to the device
+        state = torch.load(ckpt / CHECKPOINT, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_cpu"])
