@@ -32,6 +32,11 @@ def _slug(*parts: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(str(p) for p in parts)).strip("_")[:80]
 
 
+def _natural(name: str) -> list:
+    """Sort key putting `blocks.2.act1` before `blocks.10.act1` (rows store sites sorted as text)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def _extra(row: dict[str, Any], key: str) -> Any:
     return (row.get("extra") or {}).get(key)
 
@@ -153,7 +158,7 @@ def beta_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
             ax1.hist(values, bins=40, color="#6baed6", edgecolor="#2171b5")
             ax1.set_xlabel(pname)
             ax1.set_ylabel("count (all layers, channels, seeds)")
-            names = list(sites)
+            names = sorted(sites, key=_natural)
             ax2.boxplot([sites[n] for n in names], showfliers=False)
             ax2.set_xticks(range(1, len(names) + 1))
             step = max(1, len(names) // 20)
@@ -239,4 +244,4 @@ def image_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
     ):
         if part:
             sections.append(part)
-    return sections
+    return [section + "\n" for section in sections]
