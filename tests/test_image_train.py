@@ -123,3 +123,22 @@ def test_steps_override_epochs_and_label_smoothing_runs(digits):
     cfg = TrainConfig(steps=5, batch_size=32, lr=0.05, label_smoothing=0.1)
     _, result = _run(digits, spec="relu", cfg=cfg)
     assert result.steps == 5 and result.epochs == 1 and result.images_seen == 160
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp_dtype", ["bfloat16", "float16"])
+def test_cuda_mixed_precision_channels_last_and_resume(digits, tmp_path, amp_dtype):
+    cfg = TrainConfig(
+        epochs=2, batch_size=32, lr=0.05, amp=True, amp_dtype=amp_dtype, channels_last=True
+    )
+    torch.manual_seed(0)
+    model = build_model("resnet20", "swish", digits.num_classes, digits.in_channels)
+    result = train(model, digits, cfg, augment=AUG, device="cuda", seed=0, checkpoint_dir=tmp_path)
+    assert result.steps == 16 and result.val_accuracy is not None
+    assert next(model.parameters()).is_cuda
+    acc, loss = evaluate(model, digits.x_test, digits.y_test, device="cuda", cfg=cfg)
+    assert 0.0 <= acc <= 100.0 and loss == loss  # not NaN
+    # a finished checkpoint resumes as a no-op with the same weights
+    again = build_model("resnet20", "swish", digits.num_classes, digits.in_channels)
+    resumed = train(again, digits, cfg, augment=AUG, device="cuda", seed=0, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 2 and _same(model, again)
