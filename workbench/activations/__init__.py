@@ -38,6 +38,7 @@ from workbench.activations.expr import (
     Neg,
     Num,
     Var,
+    is_param,
     params_of,
     parse_with,
     print_expr,
@@ -103,7 +104,8 @@ def _parse_spec(spec: str) -> tuple[str, Expr | None]:
     text = spec.strip()
     if text in REGISTRY:
         return text, None
-    if _IDENT.fullmatch(text) and text not in ("x", *CONSTANTS, *FUNCTION_NAMES):
+    bare = _IDENT.fullmatch(text) is not None
+    if bare and text not in ("x", *CONSTANTS, *FUNCTION_NAMES) and not is_param(text):
         raise _unknown_name(text)
     expr = parse(text)
     return print_expr(expr), expr

@@ -136,6 +136,9 @@ class _Tok:
 
 
 def _tokenize(text: str) -> list[_Tok]:
+    """Tokens up to the end, or up to a "bad" token carrying the message for the first
+    character no token can start with (the parser reports it only when it gets there, so an
+    earlier problem such as an unknown name is reported first)."""
     toks: list[_Tok] = []
     pos = 0
     while pos < len(text):
@@ -143,12 +146,13 @@ def _tokenize(text: str) -> list[_Tok]:
         if m is None:
             ch = text[pos]
             if ch == ".":
-                raise ActivationError(
-                    "attribute access ('.') is not allowed", formula=text, position=pos
-                )
-            if ch in "'\"":
-                raise ActivationError("strings are not allowed", formula=text, position=pos)
-            raise ActivationError(f"unexpected character {ch!r}", formula=text, position=pos)
+                message = "attribute access ('.') is not allowed"
+            elif ch in "'\"":
+                message = "strings are not allowed"
+            else:
+                message = f"unexpected character {ch!r}"
+            toks.append(_Tok("bad", message, pos))
+            return toks
         kind = m.lastgroup or ""
         if kind != "ws":
             tok_text = m.group()
@@ -156,8 +160,6 @@ def _tokenize(text: str) -> list[_Tok]:
                 tok_text = "^"
             toks.append(_Tok(kind, tok_text, pos))
         pos = m.end()
-    # A name or number glued to a following '.' (e.g. `x.real`) is caught above; a number glued
-    # to a name (`2x`) is caught by the parser as a missing operator.
     toks.append(_Tok("end", "", len(text)))
     return toks
 
@@ -178,10 +180,13 @@ class _Parser:
 
     @property
     def tok(self) -> _Tok:
-        return self.toks[self.i]
+        tok = self.toks[self.i]
+        if tok.kind == "bad":
+            raise self.error(tok.text, tok.pos)
+        return tok
 
     def take(self) -> _Tok:
-        tok = self.toks[self.i]
+        tok = self.tok
         self.i += 1
         return tok
 
@@ -262,7 +267,8 @@ class _Parser:
 
     def name(self, tok: _Tok) -> Expr:
         name = tok.text
-        called = self.tok.kind == "op" and self.tok.text == "("
+        nxt = self.toks[self.i]  # peek without raising on a bad token: the name is checked first
+        called = nxt.kind == "op" and nxt.text == "("
         if name in self.arity and not name.startswith("_"):
             if not called:
                 raise self.error(f"function '{name}' needs arguments: write {name}(...)", tok.pos)
