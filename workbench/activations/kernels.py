@@ -16,7 +16,8 @@ Backends:
   after that; if compilation fails once, a warning is printed and the formula stays eager.
   The environment variable WORKBENCH_ACT_BACKEND=eager|compiled|auto overrides "auto".
 
-Half precision (float16/bfloat16) is computed in float32 inside the kernel and rounded once.
+Half precision (float16/bfloat16) is computed in float32 inside the kernel and rounded once;
+float16 results saturate at +-65504 rather than overflow (bfloat16 has float32's range).
 Kernels are cached per formula, so many modules with one formula share one compilation.
 Inside an outer torch.compile the plain closure is traced instead (the outer compiler fuses it).
 """
@@ -77,6 +78,16 @@ def _reduce(t: torch.Tensor, p: torch.Tensor, channel_dim: int) -> torch.Tensor:
     return t.sum(dim=[d for d in range(t.ndim) if d != keep])
 
 
+_F16_MAX = float(torch.finfo(torch.float16).max)
+
+
+def _round(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Cast the float32 result to dtype; float16 saturates at its largest finite value."""
+    if dtype == torch.float16:
+        t = torch.clamp(t, -_F16_MAX, _F16_MAX)
+    return t.to(dtype)
+
+
 def _uses_x(e: Expr) -> bool:
     if isinstance(e, Var):
         return e.name == "x"
@@ -124,13 +135,13 @@ class FormulaKernel:
             y = f(xc, env_of(x, params))
             if not uses_x:
                 y = torch.zeros_like(xc) + y
-            return y.to(dtype)
+            return _round(y, dtype)
 
         def backward(x: torch.Tensor, g: torch.Tensor, *params: torch.Tensor):
             xc, gc = x.to(cdt), g.to(cdt)
             env = env_of(x, params)
             gx = gc * dfdx(xc, env)
-            grads = [gx.to(dtype)]
+            grads = [_round(gx, dtype)]
             for p, d in zip(params, dfdp, strict=True):
                 grads.append(_reduce(gc * d(xc, env), p, channel_dim).to(p.dtype))
             return tuple(grads)
