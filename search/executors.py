@@ -45,9 +45,6 @@ class ExecutorConfig:
     )
     cpus_per_child: float = 1.0
     gpus_per_child: float = 0.0
-    max_in_flight: int | None = field(
-        default=None, metadata={"help": "ray: jobs submitted at once (default: all proposed)"}
-    )
 
 
 def _failure(error: str) -> dict[str, Any]:
