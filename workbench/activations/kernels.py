@@ -103,7 +103,8 @@ def _uses_x(e: Expr) -> bool:
 class FormulaKernel:
     """Forward and backward functions of one formula, per (dtype, channel_dim, backend)."""
 
-    def __init__(self, expr: Expr, params: Sequence[str]):
+    def __init__(self, expr: Expr, params: Sequence[str], text: str = ""):
+        self.text = text or str(expr)  # the canonical formula, for messages
         self.expr = prepare(expr)
         self.params = tuple(params)
         self.d_x = diff(self.expr, "x")
@@ -115,13 +116,16 @@ class FormulaKernel:
 
     # ----------------------------------------------------------------- building the functions
 
-    def _make(self, dtype: torch.dtype, channel_dim: int) -> tuple[Forward, Backward]:
+    def _make(
+        self, dtype: torch.dtype, channel_dim: int, compiled: bool
+    ) -> tuple[Forward, Backward]:
         lim = limits_for(dtype)
-        f = lower(self.expr, lim)
-        dfdx = lower(self.d_x, lim)
-        dfdp = [lower(d, lim) for d in self.d_params]
-        names = self.params
         cdt = _compute_dtype(dtype)
+        fast = compiled and cdt == torch.float32  # cheaper tanh/asinh/atan (see fast.py)
+        f = lower(self.expr, lim, fast)
+        dfdx = lower(self.d_x, lim, fast)
+        dfdp = [lower(d, lim, fast) for d in self.d_params]
+        names = self.params
         uses_x = self.uses_x
 
         def env_of(x: torch.Tensor, params: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -152,7 +156,7 @@ class FormulaKernel:
         key = (dtype, channel_dim, compiled)
         fns = self._fns.get(key)
         if fns is None:
-            fwd, bwd = self._make(dtype, channel_dim)
+            fwd, bwd = self._make(dtype, channel_dim, compiled)
             if compiled:
                 fwd = torch.compile(fwd, dynamic=True, fullgraph=True)
                 bwd = torch.compile(bwd, dynamic=True, fullgraph=True)
@@ -185,7 +189,7 @@ class FormulaKernel:
         except Exception as exc:  # compilation unavailable: stay correct, stay eager
             self.compile_failed = True
             warnings.warn(
-                f"torch.compile failed for activation {self.expr}; using the eager kernel "
+                f"torch.compile failed for activation {self.text!r}; using the eager kernel "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
                 RuntimeWarning,
                 stacklevel=2,
@@ -236,5 +240,5 @@ def get_kernel(expr: Expr, key: str, params: Sequence[str]) -> FormulaKernel:
     k = (key, tuple(params))
     kernel = _KERNELS.get(k)
     if kernel is None:
-        kernel = _KERNELS[k] = FormulaKernel(expr, params)
+        kernel = _KERNELS[k] = FormulaKernel(expr, params, key)
     return kernel

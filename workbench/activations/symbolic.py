@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from workbench.activations.expr import CONSTANTS, Bin, Call, Expr, Neg, Num, Var, is_param
+from workbench.activations.fast import FAST
 from workbench.activations.functions import FUNCTIONS, Limits, limits_for, safe_div, safe_pow
 
 Closure = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor | float]
@@ -158,11 +159,12 @@ def diff(e: Expr, wrt: str) -> Expr:
 # ---------------------------------------------------------------------------------- lowering
 
 
-def lower(e: Expr, lim: Limits) -> Closure:
+def lower(e: Expr, lim: Limits, fast: bool = False) -> Closure:
     """A closure `(x, params) -> tensor or float` computing `e` with torch operations.
 
     `params` maps parameter names to tensors already shaped to broadcast against x. Constant
-    sub-expressions are computed once, here, in float64.
+    sub-expressions are computed once, here, in float64. `fast` selects the float32 rewrites
+    of `fast.FAST` (for compiled float32 kernels).
     """
     if isinstance(e, Num):
         value = float(e.value)
@@ -180,15 +182,15 @@ def lower(e: Expr, lim: Limits) -> Closure:
         folded = _fold(e, lim)
         return lambda x, p: folded
     if isinstance(e, Neg):
-        inner = lower(e.arg, lim)
+        inner = lower(e.arg, lim, fast)
         return lambda x, p: -inner(x, p)
     if isinstance(e, Bin):
-        left = lower(e.left, lim)
+        left = lower(e.left, lim, fast)
         if e.op == "^":
             assert isinstance(e.right, Num), "prepare() folds exponents"
             c = e.right.value
             return lambda x, p: safe_pow(left(x, p), c)
-        right = lower(e.right, lim)
+        right = lower(e.right, lim, fast)
         op = e.op
         if op == "+":
             return lambda x, p: left(x, p) + right(x, p)
@@ -197,8 +199,9 @@ def lower(e: Expr, lim: Limits) -> Closure:
         if op == "*":
             return lambda x, p: left(x, p) * right(x, p)
         return lambda x, p: safe_div(left(x, p), right(x, p))
-    impl = FUNCTIONS[e.name].impl(lim)
-    args = [lower(a, lim) for a in e.args]
+    make = FAST.get(e.name) if fast else None
+    impl = (make or FUNCTIONS[e.name].impl)(lim)
+    args = [lower(a, lim, fast) for a in e.args]
     if len(args) == 1:
         only = args[0]
         return lambda x, p: impl(only(x, p))
