@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from workbench.activations import BASELINES, PAPER_FUNCTIONS, build_activation
+from workbench.activations.kernels import get_kernel
+from workbench.activations.modules import FormulaActivation, NativeActivation
 
 DEFAULT_SPECS: tuple[str, ...] = BASELINES + PAPER_FUNCTIONS
 REFERENCE = "silu (native F.silu)"
@@ -91,10 +93,13 @@ def time_pair(
     return statistics.median(mine), statistics.median(theirs)
 
 
-def _kind(module: torch.nn.Module, backend: str) -> str:
-    if hasattr(module, "formula"):
-        return backend
-    return "native" if hasattr(module, "fn") else "module"
+def _kind(module: torch.nn.Module) -> str:
+    """How the module ran: native op, plain module, or the formula kernel's backend."""
+    if isinstance(module, FormulaActivation):
+        kernel = get_kernel(module.expr, module.formula, module.param_names)
+        used = {compiled for (_, _, compiled) in kernel._fns}
+        return "compiled" if True in used and not kernel.compile_failed else "eager"
+    return "native" if isinstance(module, NativeActivation) else "module"
 
 
 def run_bench(
@@ -122,9 +127,7 @@ def run_bench(
         ms, ref_ms = time_pair(module, F.silu, x, g, warmup=warmup, repeats=repeats)
         silu_ms.append(ref_ms)
         saved = saved_bytes(module, x)
-        rows.append(
-            BenchRow(spec, ms, ms / ref_ms, saved, saved / in_bytes, _kind(module, backend))
-        )
+        rows.append(BenchRow(spec, ms, ms / ref_ms, saved, saved / in_bytes, _kind(module)))
     ref = statistics.median(silu_ms) if silu_ms else float("nan")
     saved = saved_bytes(F.silu, x)
     rows.insert(0, BenchRow(REFERENCE, ref, 1.0, saved, saved / in_bytes, "native"))

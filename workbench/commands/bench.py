@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
         f"{'activation':<{width}}  {'ms':>8}  {'x silu':>6}  {'saved MiB':>9}  {'/input':>6}  backend"
     )
     for r in rows:
-        print(f"{r.spec:<{width}}  {r.ms:8.1f}  {r.ratio:6.2f}  {r.saved_bytes / 2**20:9.1f}  "
+        print(f"{r.spec:<{width}}  {r.ms:8.2f}  {r.ratio:6.2f}  {r.saved_bytes / 2**20:9.1f}  "
               f"{r.saved_vs_input:6.2f}  {r.backend}")  # fmt: skip
     if stats:
         print(f"paper's functions: geometric mean {stats['paper_geomean_ratio']:.2f}x silu, "
