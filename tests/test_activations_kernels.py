@@ -122,3 +122,20 @@ def test_cuda_matches_cpu(dtype, backend):
         tol = 1e-4 if dtype == torch.float32 else 3e-2
         torch.testing.assert_close(got_y.double().cpu(), want_y, rtol=tol, atol=tol)
         torch.testing.assert_close(got_g[0].double().cpu(), want_g[0], rtol=tol, atol=tol)
+
+
+def test_inside_an_outer_torch_compile():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16),
+        build_activation("swish", channels=16, channel_dim=-1),
+        torch.nn.Linear(16, 1),
+        build_activation("max(x, sigmoid(x))"),
+    )
+    x = torch.randn(32, 8)
+    model(x).sum().backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.compile(model, fullgraph=True)(x).sum().backward()
+    for p, w in zip(model.parameters(), want, strict=True):
+        torch.testing.assert_close(p.grad, w, rtol=1e-5, atol=1e-6)
