@@ -43,7 +43,8 @@ def test_run_writes_rows_and_rerun_skips(tmp_path, root, cli):
     rows = metric_rows(out)
     assert len(rows) == 2 * 2 * 2  # activations × seeds × (val, test)
     assert {r["activation"] for r in rows} == {"relu", "max(x, sigmoid(x))"}
-    assert all(r["metric"] == "accuracy" and 50 < r["value"] <= 100 for r in rows)
+    assert all(r["metric"] == "accuracy" and 0 <= r["value"] <= 100 for r in rows)
+    assert min(r["value"] for r in rows if r["activation"] == "relu") > 75  # it really trained
     assert all(r["versions"]["torch"] for r in rows)
     for name in ("recipe.yaml", "environment.json", "run.log", "run.json"):
         assert (out / name).exists(), name
@@ -56,7 +57,7 @@ def test_run_writes_rows_and_rerun_skips(tmp_path, root, cli):
     assert "0 of 4 units to run" in again.stderr
 
     # A changed setting is a different unit: it runs.
-    cli("run", "recipes/toy_digits_mlp.yaml", *SMALL, "--set", "train.lr=0.02", "--out", str(out))
+    cli("run", "recipes/toy_digits_mlp.yaml", *SMALL, "--set", "train.lr=0.002", "--out", str(out))
     assert len(metric_rows(out)) == 16
 
 
@@ -102,10 +103,14 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, root):
     done_before = {r["unit"] for r in unit_rows(out, "done")}
     assert len(done_before) >= 2
     rows_before = metric_rows(out)
+    partial = [
+        json.loads(p.read_text())["epoch"] < 6 for p in (out / "units").glob("*/checkpoint.json")
+    ]
 
     finished = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
-    assert "resuming" in (out / "run.log").read_text() or len(done_before) == 12
+    if any(partial):  # a unit killed mid-way continued from its checkpoint
+        assert "resuming" in (out / "run.log").read_text()
     rows = metric_rows(out)
     assert rows[: len(rows_before)] == rows_before  # nothing lost
     keys = [(r["unit"], r["split"]) for r in rows]
@@ -129,6 +134,8 @@ def test_failed_unit_is_recorded_and_others_continue(tmp_path, cli):
         "seeds=[0]",
         "--set",
         "train.epochs=2",
+        "--set",
+        "train.optimizer=sgd",
         "--set",
         "train.lr=50.0",
         "--set",
