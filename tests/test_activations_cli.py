@@ -61,12 +61,14 @@ def test_plot_errors(tmp_path, capsys, args, message):
 
 def test_bench_json_reports_ratios_and_saved_bytes(capsys):
     code = main(["bench", "activations", "--json", "--size", "32x16", "--repeats", "2",
-                 "--warmup", "1", "--backend", "eager", "relu", "x*asinh(x)^2"])  # fmt: skip
+                 "--warmup", "1", "--backend", "eager", "--chains", "relu", "x*asinh(x)^2"])  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     rows = {r["spec"]: r for r in report["rows"]}
     assert report["rows"][0]["spec"].startswith("silu") and report["rows"][0]["ratio"] == 1.0
-    assert set(rows) == {report["rows"][0]["spec"], "relu", "x * asinh(x)^2"}
+    chain = "chain: x * asinh(x)^2"
+    assert set(rows) == {report["rows"][0]["spec"], "relu", "x * asinh(x)^2", chain}
+    assert rows[chain]["saved_bytes"] > 2 * 32 * 16 * 4  # plain ops keep intermediates
     formula = rows["x * asinh(x)^2"]
     assert formula["backend"] == "eager" and rows["relu"]["backend"] == "native"
     assert formula["saved_bytes"] == 32 * 16 * 4  # only the input is kept for backward

@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from workbench.activations import BASELINES, PAPER_FUNCTIONS, build_activation
+from workbench.activations.functions import limits_for
 from workbench.activations.kernels import get_kernel
 from workbench.activations.modules import FormulaActivation, NativeActivation
+from workbench.activations.symbolic import lower, prepare
 
 DEFAULT_SPECS: tuple[str, ...] = BASELINES + PAPER_FUNCTIONS
 REFERENCE = "silu (native F.silu)"
@@ -102,6 +104,13 @@ def _kind(module: torch.nn.Module) -> str:
     return "native" if isinstance(module, NativeActivation) else "module"
 
 
+def _chain(module: FormulaActivation, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The module's formula as plain torch ops under autograd (keeps its intermediates)."""
+    f = lower(prepare(module.expr), limits_for(dtype))
+    params = {n: getattr(module, n) for n in module.param_names}
+    return lambda x: f(x, params)  # type: ignore[return-value]
+
+
 def run_bench(
     specs: Iterable[str] = DEFAULT_SPECS,
     *,
@@ -111,9 +120,14 @@ def run_bench(
     repeats: int = 10,
     warmup: int = 4,
     backend: str = "auto",
+    chains: bool = False,
     progress: Callable[[list[str]], Iterable[str]] | None = None,
 ) -> list[BenchRow]:
-    """Benchmark `specs` against native silu (first row), each interleaved with silu steps."""
+    """Benchmark `specs` against native silu (first row), each interleaved with silu steps.
+
+    With `chains`, every formula is also timed as a plain chain of eager torch ops under
+    autograd (rows "chain: <formula>"), the baseline the fused kernels replace.
+    """
     dev = torch.device(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     x = torch.randn(shape, generator=gen).to(dev, dtype).requires_grad_(True)
@@ -128,6 +142,14 @@ def run_bench(
         silu_ms.append(ref_ms)
         saved = saved_bytes(module, x)
         rows.append(BenchRow(spec, ms, ms / ref_ms, saved, saved / in_bytes, _kind(module)))
+        if chains and isinstance(module, FormulaActivation):
+            chain = _chain(module, dtype)
+            ms, ref_ms = time_pair(chain, F.silu, x, g, warmup=warmup, repeats=repeats)
+            silu_ms.append(ref_ms)
+            saved = saved_bytes(chain, x)
+            rows.append(
+                BenchRow(f"chain: {spec}", ms, ms / ref_ms, saved, saved / in_bytes, "eager ops")
+            )
     ref = statistics.median(silu_ms) if silu_ms else float("nan")
     saved = saved_bytes(F.silu, x)
     rows.insert(0, BenchRow(REFERENCE, ref, 1.0, saved, saved / in_bytes, "native"))

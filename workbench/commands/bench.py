@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--backend", choices=("auto", "compiled", "eager"), default="auto",
         help="backend of formula activations (native baselines always run natively)",
     )  # fmt: skip
+    a.add_argument(
+        "--chains", action="store_true",
+        help="also time each formula as a chain of eager torch ops (what the kernels replace)",
+    )  # fmt: skip
     a.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a.set_defaults(func=main)
 
@@ -69,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     rows = run_bench(
         specs, shape=shape, dtype=getattr(torch, args.dtype), device=args.device,
-        repeats=args.repeats, warmup=args.warmup, backend=args.backend,
+        repeats=args.repeats, warmup=args.warmup, backend=args.backend, chains=args.chains,
         progress=lambda items: tqdm(items, desc="bench", unit="act", leave=False),
     )  # fmt: skip
     config = {"shape": list(shape), "dtype": args.dtype, "device": args.device,
