@@ -177,24 +177,25 @@ class FormulaKernel:
         self.large_calls += 1
         return self.large_calls > AUTO_WARMUP_CALLS, True
 
-    def run(self, which: int, compiled: bool, fallback: bool, x: torch.Tensor, *args):
-        """Call the forward (which=0) or backward (which=1) function, falling back if allowed."""
-        dtype = x.dtype
-        channel_dim = args[-1]
+    def run(self, which: int, compiled: bool, fallback: bool, channel_dim: int, *tensors):
+        """Call the forward (which=0: x, *params) or backward (which=1: x, g, *params)
+        function; with `fallback`, a failing compilation switches this formula to eager."""
+        dtype = tensors[0].dtype
         fn = self.functions(dtype, channel_dim, compiled)[which]
         if not (compiled and fallback):
-            return fn(x, *args[:-1])
+            return fn(*tensors)
         try:
-            return fn(x, *args[:-1])
+            return fn(*tensors)
         except Exception as exc:  # compilation unavailable: stay correct, stay eager
             self.compile_failed = True
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
             warnings.warn(
                 f"torch.compile failed for activation {self.text!r}; using the eager kernel "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                f"({type(exc).__name__}: {first_line})",
                 RuntimeWarning,
                 stacklevel=2,
             )
-            return self.functions(dtype, channel_dim, False)[which](x, *args[:-1])
+            return self.functions(dtype, channel_dim, False)[which](*tensors)
 
     def apply(
         self, x: torch.Tensor, params: Sequence[torch.Tensor], channel_dim: int, backend: str
@@ -206,7 +207,7 @@ class FormulaKernel:
             x.requires_grad or any(p.requires_grad for p in params)
         )
         if not needs_grad:
-            return self.run(0, compiled, fallback, x, *params, channel_dim)
+            return self.run(0, compiled, fallback, channel_dim, x, *params)
         return FormulaFunction.apply(x, self, compiled, fallback, channel_dim, *params)
 
 
@@ -218,7 +219,7 @@ class FormulaFunction(torch.autograd.Function):
         ctx.save_for_backward(x, *params)
         ctx.kernel = kernel
         ctx.mode = (compiled and not kernel.compile_failed, fallback, channel_dim)
-        return kernel.run(0, ctx.mode[0], fallback, x, *params, channel_dim)
+        return kernel.run(0, ctx.mode[0], fallback, channel_dim, x, *params)
 
     @staticmethod
     @once_differentiable
@@ -226,7 +227,7 @@ class FormulaFunction(torch.autograd.Function):
         x, *params = ctx.saved_tensors
         compiled, fallback, channel_dim = ctx.mode
         compiled = compiled and not ctx.kernel.compile_failed
-        grads = ctx.kernel.run(1, compiled, fallback, x, g, *params, channel_dim)
+        grads = ctx.kernel.run(1, compiled, fallback, channel_dim, x, g, *params)
         gx = grads[0] if ctx.needs_input_grad[0] else None
         gps = [gp if ctx.needs_input_grad[5 + i] else None for i, gp in enumerate(grads[1:])]
         return (gx, None, None, None, None, *gps)
