@@ -30,6 +30,21 @@ def test_beta_trains_towards_the_target():
     assert abs(act.beta.item() - 2.0) < 0.02
 
 
+def test_prelu_alpha_trains_per_channel():
+    torch.manual_seed(0)
+    x = torch.randn(64, 2, 8)
+    slopes = torch.tensor([0.1, 0.5]).view(1, 2, 1)
+    target = torch.where(x >= 0, x, slopes * x)
+    act = build_activation("prelu", channels=2)
+    assert torch.equal(act.alpha.detach(), torch.full((2,), 0.25))
+    opt = torch.optim.SGD(act.parameters(), lr=0.5)
+    for _ in range(200):
+        opt.zero_grad()
+        ((act(x) - target) ** 2).mean().backward()
+        opt.step()
+    torch.testing.assert_close(act.alpha.detach(), torch.tensor([0.1, 0.5]), atol=1e-3, rtol=0)
+
+
 def test_named_parameters_of_a_formula_train():
     torch.manual_seed(0)
     x = torch.randn(256)
