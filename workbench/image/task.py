@@ -32,8 +32,10 @@ _MMACS = {
     "small_cnn": 12,
     "mlp": 0.1,
 }
-_CPU_MMACS_PER_S = 8_000  # fwd+bwd ≈ 3 fwd; ResNet-20 trains at ~60-70 images/s on 2 cores
-_GPU_MMACS_PER_S = 10_000_000  # a rough average over these models with AMP on one GPU
+_CPU_MMACS_PER_S = 30_000  # fwd+bwd ≈ 3 fwd; ResNet-20 trains at ~250 images/s on 2 cores
+_GPU_MMACS_PER_S = 25_000_000  # a rough average over these models with AMP on one GPU
+_STEP_OVERHEAD_S = {"cpu": 0.01, "cuda": 0.02}  # per optimiser step: launches, Python, BN
+_UNIT_OVERHEAD_S = 5.0  # data loading, kernel compilation, evaluation
 
 
 def _check_names(value: str | list[str]) -> str | list[str]:
@@ -186,15 +188,17 @@ class ImageTask(Task):
     def _cost(cfg: ImageConfig, model: str, device: str) -> float:
         """Rough seconds for one unit (for --dry-run), from MACs and an assumed throughput."""
         sizes = {"digits": (1437, 64), "cifar10": (50000, 1024), "cifar100": (50000, 1024)}
-        n, pixels = sizes.get(dataset_name(cfg.data.source), (5000, 1024))
+        n, pixels = sizes.get(dataset_name(cfg.data.source)) or _npz_size(cfg.data.source)
         n = int(n * (1 - cfg.data.val_fraction))
         if cfg.data.max_train:
             n = min(n, cfg.data.max_train)
         t = cfg.train
-        images = t.steps * t.batch_size if t.steps else t.epochs * n
+        steps = t.steps if t.steps else t.epochs * max(1, n // t.batch_size)
+        images = steps * t.batch_size
         macs = _MMACS.get(model.lower().replace("-", "_"), 250) * pixels / 1024
-        gpu = device == "cuda" or (device == "auto" and _cuda())
-        return 3 * macs * images / (_GPU_MMACS_PER_S if gpu else _CPU_MMACS_PER_S)
+        gpu = device.startswith("cuda") or (device == "auto" and _cuda())
+        compute = 3 * macs * images / (_GPU_MMACS_PER_S if gpu else _CPU_MMACS_PER_S)
+        return compute + steps * _STEP_OVERHEAD_S["cuda" if gpu else "cpu"] + _UNIT_OVERHEAD_S
 
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
         import torch
@@ -311,6 +315,23 @@ class ImageTask(Task):
         from workbench.image.plots import image_report
 
         return image_report(rows, out_dir)
+
+
+def _npz_size(source: str) -> tuple[int, int]:
+    """(training images, pixels per image) of an .npz from its header only; a guess otherwise."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(source) as zf, zf.open("x_train.npy") as fh:
+            major, _ = npy.read_magic(fh)
+            read = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+            shape = read(fh)[0]
+        h, w = (shape[1], shape[2]) if shape[-1] in (1, 3, 4) else (shape[-2], shape[-1])
+        return int(shape[0]), int(h * w)
+    except (OSError, KeyError, ValueError, IndexError, zipfile.BadZipFile):
+        return 5000, 1024
 
 
 def _cuda() -> bool:
