@@ -12,9 +12,10 @@ from a small grammar whose German side has what makes En→De translation hard:
   prepositions that govern case;
 - compounding: English noun-noun phrases become one German word with the head's gender
   ("the garden door" → "die Gartentür"-like forms);
-- a lexicon of a few thousand words; most German words are cognates derived from the English
-  ones by regular sound shifts (as real ones are), the rest are unrelated, so both subword
-  sharing and memorisation matter.
+- a lexicon of a few thousand words drawn with Zipfian frequencies (as in real text: a small
+  model gets the frequent words right quickly and the rare ones slowly); most German words are
+  cognates derived from the English ones by regular sound shifts (as real ones are), the rest
+  are unrelated, so both subword sharing and memorisation matter.
 
 The lexicon is fixed (`LEXICON_SEED`): every corpus speaks the same language; the `seed`
 argument only changes which sentences are drawn, so train/dev/test differ but agree.
@@ -179,16 +180,33 @@ def lexicon(
     )
 
 
+def _zipf(n: int) -> list[float]:
+    """Cumulative Zipf weights (rank r has weight 1/r) for random.choices."""
+    total, out = 0.0, []
+    for rank in range(1, n + 1):
+        total += 1.0 / rank
+        out.append(total)
+    return out
+
+
 class _Generator:
     def __init__(self, lex: Lexicon, rng: random.Random):
         self.lex, self.rng = lex, rng
+        self._weights = {
+            name: _zipf(len(getattr(lex, name)))
+            for name in ("nouns", "verbs", "adjectives", "adverbs")
+        }
+
+    def pick(self, kind: str):
+        words = getattr(self.lex, kind)
+        return self.rng.choices(words, cum_weights=self._weights[kind])[0]
 
     def noun_phrase(self, case: str) -> tuple[list[str], list[str], int]:
         """(English words, German words, person 2=3sg / 5=3pl) of a random noun phrase."""
         r = self.rng
-        noun = r.choice(self.lex.nouns)
-        modifier = r.choice(self.lex.nouns) if r.random() < 0.2 else None
-        adjective = r.choice(self.lex.adjectives) if r.random() < 0.4 else None
+        noun = self.pick("nouns")
+        modifier = self.pick("nouns") if r.random() < 0.2 else None
+        adjective = self.pick("adjectives") if r.random() < 0.4 else None
         plural = r.random() < 0.3
         definite = r.random() < 0.6
         en_noun = noun.en + ("s" if plural else "")
@@ -234,7 +252,7 @@ class _Generator:
         """kind: 'main' (verb second), 'sub' (verb final)."""
         r = self.rng
         s_en, s_de, person = self.subject()
-        verb_en, verb_de = r.choice(self.lex.verbs)
+        verb_en, verb_de = self.pick("verbs")
         o_en, o_de, _ = self.noun_phrase("acc")
         rest_en, rest_de = list(o_en), list(o_de)
         if r.random() < 0.35:
@@ -255,7 +273,7 @@ class _Generator:
         if kind == "sub":
             return en, s_de + rest_de + infinite + [finite]
         if r.random() < 0.25:  # fronted adverb: German inverts subject and verb (V2)
-            adv_en, adv_de = r.choice(self.lex.adverbs)
+            adv_en, adv_de = self.pick("adverbs")
             return [adv_en, *en], [adv_de, finite, *s_de, *rest_de, *infinite]
         return en, s_de + [finite] + rest_de + infinite
 

@@ -1,0 +1,177 @@
+"""The fairseq plugin with fairseq's own tools: real fairseq-train / fairseq-generate commands,
+checkpoint reload (CLI, in-process, hub interface) and activation swapping.
+
+The subprocesses run *without* TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD: the plugin itself must make
+fairseq's checkpoints loadable under torch's weights-only default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench.translation import prepare
+from workbench.translation.config import DataConfig, SetConfig, TrainDataConfig
+
+BIN = Path(sys.executable).parent
+PLUGIN = Path(__file__).resolve().parents[1] / "workbench" / "translation" / "fairseq_plugin"
+FORMULA = "x*sigmoid(beta*x)"  # deliberately not in canonical spelling
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    cfg = DataConfig(
+        train=TrainDataConfig(synthetic=300),
+        dev=SetConfig(name="valid", synthetic=16),
+        tests=[SetConfig(name="test", synthetic=21)],
+        vocab_size=300,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+        workers=1,
+    )
+    return prepare.prepare(cfg, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("ck")
+    cmd = [
+        str(BIN / "fairseq-train"), str(data.bin_dir), "--cpu", "--user-dir", str(PLUGIN),
+        "--arch", "transformer_tiny", "--encoder-ffn-embed-dim", "48",
+        "--decoder-ffn-embed-dim", "48", "--share-all-embeddings",
+        "--activation-fn", FORMULA, "--optimizer", "adam", "--lr", "0.01",
+        "--max-tokens", "2000", "--max-update", "6", "--save-dir", str(save),
+        "--no-epoch-checkpoints", "--num-workers", "0", "--log-format", "simple",
+    ]  # fmt: skip
+    result = run(cmd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return save / "checkpoint_last.pt"
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def generate(data, checkpoint: Path, subset: str = "test") -> list[str]:
+    result = run(
+        [
+            str(BIN / "fairseq-generate"),
+            str(data.bin_dir),
+            "--cpu",
+            "--user-dir",
+            str(PLUGIN),
+            "--path",
+            str(checkpoint),
+            "--gen-subset",
+            subset,
+            "--beam",
+            "2",
+            "--batch-size",
+            "64",
+            "--required-batch-size-multiple",
+            "1",
+            "--post-process",
+            "sentencepiece",
+            "--num-workers",
+            "0",
+        ]  # fmt: skip
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [line for line in result.stdout.splitlines() if line.startswith("D-")]
+
+
+def test_fairseq_train_and_generate_with_a_formula(data, trained):
+    state = _state(trained)
+    # The spec string is stored, canonicalised, never an object.
+    spec = state["cfg"]["model"].activation_fn
+    assert type(spec) is str and spec == "x * sigmoid(beta * x)"
+    betas = {k: v for k, v in state["model"].items() if k.endswith("activation_fn.beta")}
+    assert len(betas) == 4  # 2 encoder + 2 decoder layers of transformer_tiny
+    assert all(v.shape == (48,) for v in betas.values())  # per channel of the FFN hidden layer
+    assert any(not torch.allclose(v, torch.ones_like(v)) for v in betas.values())  # trained
+    assert len(generate(data, trained)) == 21
+
+
+def test_fairseq_train_rejects_an_unknown_activation_clearly(data, tmp_path):
+    result = run(
+        [
+            str(BIN / "fairseq-train"),
+            str(data.bin_dir),
+            "--cpu",
+            "--user-dir",
+            str(PLUGIN),
+            "--arch",
+            "transformer_tiny",
+            "--activation-fn",
+            "x * frobnicate(x)",
+            "--save-dir",
+            str(tmp_path),
+        ]  # fmt: skip
+    )
+    assert result.returncode != 0
+    assert "--activation-fn" in result.stderr and "frobnicate" in result.stderr
+
+
+def test_plugin_install_is_idempotent_and_handles_swish():
+    from fairseq import utils
+    from fairseq.modules import transformer_layer
+
+    import workbench.translation.fairseq_plugin  # noqa: F401  (installs)
+    from workbench.translation import plugin
+
+    patched = utils.get_activation_fn
+    init = transformer_layer.TransformerEncoderLayerBase.__init__
+    utils.import_user_module(argparse.Namespace(user_dir=str(PLUGIN)))  # as --user-dir does
+    plugin.install()
+    assert utils.get_activation_fn is patched
+    assert transformer_layer.TransformerEncoderLayerBase.__init__ is init
+    x = torch.linspace(-3, 3, 7)
+    swish = utils.get_activation_fn("swish")  # fairseq's own returns the class nn.SiLU
+    assert torch.allclose(swish(x), x * torch.sigmoid(x))  # β starts at 1
+    assert utils.get_activation_fn("relu") is torch.nn.functional.relu  # native names unchanged
+    assert plugin.activation_arg("max(x,sigmoid(x))") == "max(x, sigmoid(x))"
+    with pytest.raises(argparse.ArgumentTypeError):
+        plugin.activation_arg("nonsense(x")
+
+
+def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
+    from fairseq import checkpoint_utils
+    from fairseq.models.transformer import TransformerModel
+
+    from workbench.translation.activation_swap import ffn_layers, save_checkpoint, swap_activation
+
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(trained)])
+    model = models[0].eval()
+    assert swap_activation(model, "swish") == 4
+    for i, (_, layer) in enumerate(ffn_layers(model)):
+        layer.activation_fn.beta.data.fill_(0.5 + 0.1 * i)  # distinct, recognisable values
+    out = save_checkpoint(model, tmp_path / "swapped.pt", like=trained)
+    assert _state(out)["cfg"]["model"].activation_fn == "swish"
+
+    reloaded = checkpoint_utils.load_model_ensemble_and_task([str(out)])[0][0].eval()
+    for (_, a), (_, b) in zip(ffn_layers(model), ffn_layers(reloaded), strict=True):
+        assert torch.equal(a.activation_fn.beta, b.activation_fn.beta)
+    task.load_dataset("test")
+    batch = task.dataset("test").collater([task.dataset("test")[i] for i in range(3)])
+    with torch.no_grad():
+        assert torch.allclose(model(**batch["net_input"])[0], reloaded(**batch["net_input"])[0])
+
+    assert len(generate(data, out)) == 21  # fairseq-generate reloads the swapped checkpoint
+    hub = TransformerModel.from_pretrained(
+        str(out.parent), checkpoint_file=out.name, data_name_or_path=str(data.bin_dir),
+        bpe="sentencepiece", sentencepiece_model=str(data.spm_model),
+    )  # fmt: skip
+    betas = [layer.activation_fn.beta for _, layer in ffn_layers(hub.models[0])]
+    assert [round(float(b.detach().mean()), 4) for b in betas] == [0.5, 0.6, 0.7, 0.8]
+    assert isinstance(hub.translate("The dog sees a cat."), str)

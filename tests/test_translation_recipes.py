@@ -1,0 +1,181 @@
+"""Shipped translation recipes: loaded, checked, trained for a few updates with their own
+architecture on tiny data; one full `workbench run` + `workbench report` end to end, whose BLEU
+must equal `sacrebleu REF -i HYP` on the saved hypotheses; resume of an interrupted training.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workbench.recipe import load_recipe
+from workbench.schema import RecipeError
+from workbench.tasks import get_task
+from workbench.translation import prepare, train
+from workbench.translation.checkpoints import subprocess_env
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+RECIPES = sorted(
+    p
+    for p in (ROOT / "recipes").glob("*.yaml")
+    if yaml.safe_load(p.read_text()).get("task") == "translation"
+)
+
+
+def tiny(path: Path, cache: Path) -> list[str]:
+    """Overrides that keep a recipe's model and training flags but shrink its data."""
+    sets = [
+        f"data.cache_dir={cache}",
+        "data.vocab_size=300",
+        "data.workers=1",
+        "train.max_update=2",
+        "train.max_tokens=1500",
+    ]
+    raw = yaml.safe_load(path.read_text())
+    if raw["data"]["train"].get("local") and SHARED_DATA.exists():
+        sets.append("data.train.max_pairs=200")  # the recipe's own local corpus, capped
+    else:
+        sets += ["data.train.wmt14=false", "data.train.local=[]", "data.train.synthetic=200"]
+    sets += ["data.dev={name: dev, synthetic: 10}", "data.tests=[{name: t, synthetic: 10}]"]
+    return sets
+
+
+def test_the_issue_recipes_are_shipped():
+    names = {p.name for p in RECIPES}
+    assert "wmt14_en_de_transformer_base.yaml" in names
+    assert "translation_quickstart.yaml" in names
+    assert any(n.startswith("multi30k_") for n in names)
+
+
+def test_paper_recipe_matches_the_experiment(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "recipes" / "wmt14_en_de_transformer_base.yaml", defer=True)
+    from workbench.activations import BASELINES
+
+    cfg = recipe.config
+    assert set(BASELINES) <= set(recipe.activations)
+    assert any("(" in a for a in recipe.activations)  # searched formulas too
+    assert len(cfg.train.lr) == 2 and cfg.train.max_update == 300_000
+    assert cfg.train.adam_betas == [0.9, 0.98] and cfg.model.arch == "transformer_wmt_en_de"
+    assert cfg.data.train.wmt14 and cfg.data.dev.name == "newstest2012"
+    assert [t.name for t in cfg.data.tests] == [f"newstest201{i}" for i in (3, 4, 5, 6)]
+    units = get_task("translation").plan(recipe)
+    assert len(units) == len(recipe.activations) * 2 * len(recipe.seeds)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_recipe_validates(path, monkeypatch):
+    if "../shared" in path.read_text() and not SHARED_DATA.exists():
+        pytest.skip("shared data missing")
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(path, defer=True)
+    assert get_task("translation").plan(recipe)
+
+
+def test_bad_recipes_name_the_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    path = ROOT / "recipes" / "translation_quickstart.yaml"
+    with pytest.raises(RecipeError, match=r"data\.train\.local\[0\].*no en side"):
+        load_recipe(path, [f"data.train.local=[{tmp_path}/nothing]"])
+    with pytest.raises(RecipeError, match=r"activations\[0\]"):
+        load_recipe(path, ["activations=['x * frob(x)']"])
+    with pytest.raises(RecipeError, match=r"train\.average_last"):
+        load_recipe(path, ["train.average_last=3", "train.save_interval_updates=0"])
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_recipe_trains_with_its_architecture(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(path, tiny(path, tmp_path / "cache"))
+    cfg = recipe.config
+    data = prepare.prepare(cfg.data, log=lambda *_: None)
+    # A formula with a parameter if the recipe has one: the hardest case for the plugin.
+    act = next((a for a in recipe.activations if "beta" in a), recipe.activations[-1])
+    args = train.train_args(
+        data.bin_dir, tmp_path / "ck", model=cfg.model, train=cfg.train,
+        activation=act, lr=cfg.train.lr[0], seed=1, device="cpu",
+    )  # fmt: skip
+    result = subprocess.run(
+        [*args, "--no-save"], capture_output=True, text=True, env=subprocess_env(1), timeout=300
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    layers = cfg.model.encoder_layers or 6  # transformer_wmt_en_de: 6 + 6
+    assert f"(0-{layers - 1}): {layers} x TransformerEncoderLayerBase" in log
+    assert re.search(r"num_updates 2\b", log)
+
+
+def _sacrebleu_cli(ref: str, hyp: str) -> float:
+    exe = Path(sys.executable).parent / "sacrebleu"
+    out = subprocess.run([str(exe), ref, "-i", hyp, "-b"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return float(out.stdout.strip())
+
+
+def test_run_and_report_end_to_end(tmp_path, cli):
+    run_dir = tmp_path / "run"
+    sets = [
+        "activations=[relu, 'x * sigmoid(beta * x)']",
+        "data.train.synthetic=400",
+        "data.dev.synthetic=15",
+        "data.tests=[{name: test, synthetic: 20}]",
+        "data.vocab_size=300",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "train.max_update=8",
+        "train.log_interval=2",
+    ]
+    args = ["run", "recipes/translation_quickstart.yaml", "--out", str(run_dir)]
+    result = cli(*args, *[a for s in sets for a in ("--set", s)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    bleu = [r for r in rows if r.get("metric") == "bleu"]
+    assert {(r["activation"], r["split"]) for r in bleu} == {
+        (a, s) for a in ("relu", "x * sigmoid(beta * x)") for s in ("valid", "test")
+    }
+    for r in bleu:
+        extra = r["extra"]
+        assert extra["select_by"] == "valid" and r["signature"].startswith("nrefs:1|")
+        assert r["value"] == pytest.approx(
+            _sacrebleu_cli(extra["references"], extra["hypotheses"]), abs=0.05
+        )
+        assert extra["params"] > 0 and extra["train_words_per_s"] > 0
+        assert r["hparams"]["updates"] == 8
+    swish = next(r for r in bleu if r["activation"] != "relu")
+    assert set(swish["extra"]["learned"]) == {
+        f"{s}.layers.{i}" for s in ("encoder", "decoder") for i in (0, 1)
+    }
+    report = cli("report", str(run_dir))
+    assert report.returncode == 0, report.stderr
+    test_relu = next(r for r in bleu if r["activation"] == "relu" and r["split"] == "test")
+    assert f"{test_relu['value']:.2f}" in report.stdout
+    assert "Training speed" in report.stdout and "nrefs:1" in report.stdout
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    path = ROOT / "recipes" / "translation_quickstart.yaml"
+    recipe = load_recipe(path, tiny(path, tmp_path / "cache"))
+    cfg = recipe.config
+    data = prepare.prepare(cfg.data, log=lambda *_: None)
+
+    def attempt(updates: int) -> train.TrainResult:
+        cfg.train.max_update = updates
+        args = train.train_args(
+            data.bin_dir, tmp_path / "unit" / "ck", model=cfg.model, train=cfg.train,
+            activation="relu", lr=0.003, seed=1, device="cpu",
+        )  # fmt: skip
+        return train.train(args, tmp_path / "unit", threads=1)
+
+    first = attempt(2)
+    second = attempt(4)  # as if the first run had been stopped at update 2
+    assert (first.updates, second.updates) == (2, 4)
+    log = second.log.read_text()
+    assert "Loaded checkpoint" in log.split("fairseq-train started")[-1]
+    assert second.wall_s > first.wall_s
