@@ -175,3 +175,48 @@ def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
     betas = [layer.activation_fn.beta for _, layer in ffn_layers(hub.models[0])]
     assert [round(float(b.detach().mean()), 4) for b in betas] == [0.5, 0.6, 0.7, 0.8]
     assert isinstance(hub.translate("The dog sees a cat."), str)
+
+
+def test_fairseq_user_dir_command_prints_the_plugin(cli):
+    result = cli("fairseq-user-dir")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == PLUGIN.resolve()
+    assert (PLUGIN / "__init__.py").exists()
+
+
+def test_gpu_flags_fp16_bf16_and_several_nodes():
+    from workbench.translation.config import ModelConfig, TrainConfig
+    from workbench.translation.train import train_args
+
+    def args(**train_kw):
+        cfg = TrainConfig(**train_kw)
+        return train_args(
+            Path("bin"), Path("ck"), model=ModelConfig(), train=cfg,
+            activation="swish", lr=1e-3, seed=1, device="cuda",
+        )  # fmt: skip
+
+    auto = args()
+    assert "--fp16" in auto and "--cpu" not in auto
+    assert "--bf16" in args(precision="bf16") and "--fp16" not in args(precision="fp32")
+    from workbench.translation.config import DistributedConfig
+
+    nodes = args(distributed=DistributedConfig(nodes=2, node_rank=1, init_method="tcp://h:9"))
+    world = int(nodes[nodes.index("--distributed-world-size") + 1])
+    rank = int(nodes[nodes.index("--distributed-rank") + 1])
+    assert world % 2 == 0 and rank == world // 2
+
+
+@pytest.mark.gpu
+def test_fp16_training_on_gpu(data, tmp_path):
+    from workbench.translation.config import ModelConfig, TrainConfig
+    from workbench.translation.train import train, train_args
+
+    model = ModelConfig(arch="transformer_tiny")
+    cfg = TrainConfig(max_update=4, warmup_updates=2, max_tokens=2000, log_interval=1)
+    result = train(
+        train_args(data.bin_dir, tmp_path / "ck", model=model, train=cfg,
+                   activation=FORMULA, lr=1e-3, seed=1, device="cuda"),
+        tmp_path,
+    )  # fmt: skip
+    assert result.updates == 4 and "fp16" in (tmp_path / "train.cmd").read_text()
+    assert len(generate(data, result.checkpoint)) == 21
