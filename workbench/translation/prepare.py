@@ -20,6 +20,7 @@ Design choices:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -139,9 +140,14 @@ def _sentencepiece(cfg: DataConfig, root: Path) -> None:
     tok = root / "tok"
     tok.mkdir()
     for path in sorted(raw.iterdir()):
-        lines = path.read_text(encoding="utf-8").split("\n")[:-1]
-        pieces = model.encode(lines, out_type=str)
-        (tok / path.name).write_text("".join(" ".join(p) + "\n" for p in pieces), "utf-8")
+        # Chunked: a WMT-sized corpus as one list of pieces would need tens of GB.
+        with (
+            open(path, encoding="utf-8", newline="\n") as src,
+            open(tok / path.name, "w", encoding="utf-8") as out,
+        ):
+            while chunk := [line.rstrip("\n") for line in itertools.islice(src, 50_000)]:
+                pieces = model.encode(chunk, out_type=str, num_threads=cfg.workers)
+                out.write("".join(" ".join(p) + "\n" for p in pieces))
 
 
 def _binarize(cfg: DataConfig, root: Path, manifest: dict) -> None:
