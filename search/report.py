@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from search.task import best_by_activation
+from search.task import best_by_activation, function_key
 
 
 def _reward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -100,7 +100,9 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     curves = []
-    for (run, _, strategy, seed), urows in sorted(units.items(), key=lambda kv: str(kv[0])):
+    reached: dict[str, list[int | None]] = defaultdict(list)
+    order = sorted(units.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][2]), kv[0][3] or 0))
+    for (run, _, strategy, seed), urows in order:
         vals = [r["value"] if r.get("status") == "ok" else 0.0 for r in urows]
         running, best_so_far = [], -1.0
         for v in vals:
@@ -119,6 +121,7 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
         if ex is not None and strategy != "exhaustive":
             n = evals_to_reach(urows, ex[0])
             reach = str(n) if n is not None else f"not in {len(urows)}"
+            reached[strategy].append(n)
         ok_vals = [v for v, r in zip(vals, urows, strict=True) if r.get("status") == "ok"]
         mean = sum(ok_vals) / len(ok_vals) if ok_vals else None
         lines.append(
@@ -131,6 +134,20 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
             lines.append(
                 f"Top 1% of the exhaustive table (child {chash}, {n} candidates): "
                 f"reward >= {thr:.2f}."
+            )
+    if reached:
+        lines += [
+            "",
+            "| strategy | units | reached the top 1% | evaluations needed (each seed) | median |",
+            "|---|---:|---:|---|---:|",
+        ]
+        for strategy, ns in sorted(reached.items()):
+            # A unit that never reached it counts as needing more than its budget (inf).
+            median = sorted(n if n is not None else math.inf for n in ns)[len(ns) // 2]
+            lines.append(
+                f"| {strategy} | {len(ns)} | {sum(n is not None for n in ns)} | "
+                f"{', '.join('-' if n is None else str(n) for n in ns)} | "
+                f"{'not reached' if median == math.inf else median} |"
             )
     plot = _plot_curves(curves, out_dir)
     if plot:
@@ -172,10 +189,10 @@ def _mean(rows: list[dict[str, Any]]) -> float | None:
 
 
 def _findings(rows: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
-    # One row per distinct activation: its best ok row, else its first (failed) row.
-    by_act: dict[str, dict[str, Any]] = {r["activation"]: r for r in best}
+    # One row per distinct function: its best ok row, else its first (failed) row.
+    by_act: dict[str, dict[str, Any]] = {function_key(r): r for r in best}
     for r in rows:
-        by_act.setdefault(r["activation"], r)
+        by_act.setdefault(function_key(r), r)
     everything = list(by_act.values())
     k = max(10, math.ceil(0.01 * len(everything)))
     top = best[:k]

@@ -191,17 +191,24 @@ class SearchTask(Task):
         return search_report(rows, out_dir)
 
 
+def function_key(row: dict[str, Any]) -> str:
+    """What makes two rows the same candidate: the numeric class key (equal functions written
+    differently, e.g. by two strategies, share it), else the formula."""
+    return (row.get("extra") or {}).get("key") or row["activation"]
+
+
 def best_by_activation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per activation (its best ok reward row), best first; ties by evaluation order."""
+    """One entry per distinct function (its best ok reward row), best first; on ties the row
+    seen first wins, and equal rewards keep row order."""
     best: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r.get("task") != "search" or r.get("metric") != "reward" or r.get("status") != "ok":
             continue
         if r.get("value") is None:
             continue
-        spec = r["activation"]
-        if spec not in best or r["value"] > best[spec]["value"]:
-            best[spec] = r
+        key = function_key(r)
+        if key not in best or r["value"] > best[key]["value"]:
+            best[key] = r
     return sorted(best.values(), key=lambda r: -r["value"])
 
 
