@@ -220,3 +220,53 @@ def test_fp16_training_on_gpu(data, tmp_path):
     )  # fmt: skip
     assert result.updates == 4 and "fp16" in (tmp_path / "train.cmd").read_text()
     assert len(generate(data, result.checkpoint)) == 21
+
+
+def test_fine_tune_a_swapped_checkpoint_with_fairseq_train(data, trained, tmp_path):
+    from workbench.translation.activation_swap import swap_checkpoint
+
+    swapped = swap_checkpoint(trained, tmp_path / "swapped.pt", "max(x, sigmoid(x))")
+    result = run(
+        [
+            str(BIN / "fairseq-train"),
+            str(data.bin_dir),
+            "--cpu",
+            "--user-dir",
+            str(PLUGIN),
+            "--arch",
+            "transformer_tiny",
+            "--encoder-ffn-embed-dim",
+            "48",
+            "--decoder-ffn-embed-dim",
+            "48",
+            "--share-all-embeddings",
+            "--activation-fn",
+            "max(x, sigmoid(x))",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.001",
+            "--max-tokens",
+            "2000",
+            "--max-update",
+            "2",
+            "--save-dir",
+            str(tmp_path / "ft"),
+            "--restore-file",
+            str(swapped),
+            "--reset-optimizer",
+            "--reset-lr-scheduler",
+            "--reset-dataloader",
+            "--reset-meters",
+            "--no-epoch-checkpoints",
+            "--num-workers",
+            "0",
+            "--log-format",
+            "simple",
+        ]  # fmt: skip
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Loaded checkpoint {swapped}" in result.stdout + result.stderr
+    tuned = _state(tmp_path / "ft" / "checkpoint_last.pt")
+    assert tuned["cfg"]["model"].activation_fn == "max(x, sigmoid(x))"
+    assert not any("activation_fn" in k for k in tuned["model"])  # parameter-free formula
