@@ -87,11 +87,9 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
     exhaustive = {}
     for (_, _, strategy, _), urows in units.items():
         if strategy == "exhaustive":
-            vals = [
-                r["value"] for r in urows if r.get("status") == "ok" and r.get("value") is not None
-            ]
-            if vals:
-                exhaustive[_x(urows[0], "child_hash")] = (top_fraction_threshold(vals), len(urows))
+            # Failed candidates are part of the table, with the minimum reward 0.
+            vals = [r["value"] if r.get("status") == "ok" else 0.0 for r in urows]
+            exhaustive[_x(urows[0], "child_hash")] = (top_fraction_threshold(vals), len(urows))
     lines = [
         "### Search: reward vs evaluations",
         "",
