@@ -106,7 +106,7 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
         for v in vals:
             best_so_far = max(best_so_far, v or 0.0)
             running.append(best_so_far)
-        curves.append((f"{strategy} (seed {seed}, {run})", running))
+        curves.append((str(strategy), running))
         fresh = [r for r in urows if not _x(r, "reused")]
         bad = sum(r.get("status") != "ok" for r in urows)
         per_hour = "–"
@@ -147,13 +147,17 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
                 f"{', '.join('-' if n is None else str(n) for n in ns)} | "
                 f"{'not reached' if median == math.inf else median} |"
             )
-    plot = _plot_curves(curves, out_dir)
+    thresholds = [thr for thr, _ in exhaustive.values()]
+    plot = _plot_curves(curves, out_dir, thresholds[0] if len(thresholds) == 1 else None)
     if plot:
         lines += ["", f"![best reward so far vs evaluations]({plot})"]
     return "\n".join(lines)
 
 
-def _plot_curves(curves: list[tuple[str, list[float]]], out_dir: Path) -> str | None:
+def _plot_curves(
+    curves: list[tuple[str, list[float]]], out_dir: Path, threshold: float | None
+) -> str | None:
+    """Best reward so far per unit: one colour per strategy (its seeds share it)."""
     try:
         import matplotlib
 
@@ -163,12 +167,28 @@ def _plot_curves(curves: list[tuple[str, list[float]]], out_dir: Path) -> str | 
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4))
+    colours: dict[str, str] = {}
     for label, ys in curves:
-        ax.plot(range(1, len(ys) + 1), ys, label=label)
+        if label not in colours:
+            colours[label] = f"C{len(colours) % 10}"
+            kw = {"label": label}
+        else:
+            kw = {}
+        ax.step(
+            range(1, len(ys) + 1), ys, where="post", color=colours[label], lw=1, alpha=0.8, **kw
+        )
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label="top 1% of exhaustive")
+    # Zoom on the interesting range: from the median best-after-10 to the overall best.
+    late = sorted(ys[min(9, len(ys) - 1)] for _, ys in curves if ys)
+    top = max(max(ys) for _, ys in curves if ys)
+    if late and top > late[len(late) // 2]:
+        low = late[len(late) // 2]
+        ax.set_ylim(low - 0.15 * (top - low), top + 0.1 * (top - low))
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best validation accuracy so far (%)")
     ax.set_xscale("log")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     name = "search_reward_curves.png"
     fig.tight_layout()
