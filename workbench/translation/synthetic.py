@@ -164,7 +164,7 @@ def lexicon(
             if en in seen or len(en) < 3:
                 continue
             seen.add(en)
-            de = _cognate(en) if rng.random() < 0.75 else _word(rng, rng.randint(lo, hi))
+            de = _cognate(en) if rng.random() < 0.85 else _word(rng, rng.randint(lo, hi))
             out.append((en, de))
         return out
 
@@ -181,10 +181,10 @@ def lexicon(
 
 
 def _zipf(n: int) -> list[float]:
-    """Cumulative Zipf weights (rank r has weight 1/r) for random.choices."""
+    """Cumulative Zipf weights (rank r has weight r^-1.1) for random.choices."""
     total, out = 0.0, []
     for rank in range(1, n + 1):
-        total += 1.0 / rank
+        total += rank**-1.1
         out.append(total)
     return out
 
@@ -205,8 +205,8 @@ class _Generator:
         """(English words, German words, person 2=3sg / 5=3pl) of a random noun phrase."""
         r = self.rng
         noun = self.pick("nouns")
-        modifier = self.pick("nouns") if r.random() < 0.2 else None
-        adjective = self.pick("adjectives") if r.random() < 0.4 else None
+        modifier = self.pick("nouns") if r.random() < 0.15 else None
+        adjective = self.pick("adjectives") if r.random() < 0.3 else None
         plural = r.random() < 0.3
         definite = r.random() < 0.6
         en_noun = noun.en + ("s" if plural else "")
@@ -255,7 +255,7 @@ class _Generator:
         verb_en, verb_de = self.pick("verbs")
         o_en, o_de, _ = self.noun_phrase("acc")
         rest_en, rest_de = list(o_en), list(o_de)
-        if r.random() < 0.35:
+        if r.random() < 0.25:
             p_en, p_de, case = r.choice(_PREPS)
             n_en, n_de, _ = self.noun_phrase(case)
             rest_en += [p_en, *n_en]
@@ -279,7 +279,7 @@ class _Generator:
 
     def sentence(self) -> tuple[str, str]:
         en, de = self.clause("main")
-        if self.rng.random() < 0.3:
+        if self.rng.random() < 0.25:
             c_en, c_de = self.rng.choice(_CONJS)
             sub_en, sub_de = self.clause("sub")
             en = [*en, ",", c_en, *sub_en]
