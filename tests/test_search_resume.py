@@ -1,5 +1,5 @@
-"""A search killed with SIGKILL at random points resumes: nothing lost, nothing evaluated twice,
-and the candidate sequence equals an uninterrupted run's."""
+"""`workbench run` on a search killed with SIGKILL at random points resumes: nothing lost, nothing
+evaluated twice, and the candidate sequence equals an uninterrupted run's."""
 
 from __future__ import annotations
 
@@ -43,15 +43,7 @@ RECIPE = {
     "executor": {"kind": "local", "workers": 1},
 }
 
-# The same steps as `workbench run RECIPE --out DIR` (load, validate, run every unit).
-DRIVER = """
-import sys
-from pathlib import Path
-from workbench.recipe import load_recipe
-from workbench.runner import execute
-if __name__ == "__main__":
-    sys.exit(execute(load_recipe(sys.argv[1]), Path(sys.argv[2])))
-"""
+WORKBENCH = str(Path(sys.executable).parent / "workbench")  # the real console script
 
 
 def children(pid: int) -> list[int]:
@@ -81,15 +73,13 @@ def sequence(rows: list[dict]) -> list[tuple]:
 def test_kill_9_at_random_points_then_resume(tmp_path):
     recipe_path = tmp_path / "search.yaml"
     recipe_path.write_text(yaml.safe_dump(RECIPE))
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
     out = tmp_path / "killed"
     rng = random.Random(1234)
     kills = 0
     for _ in range(3):
         target = rng.randint(1, RECIPE["budget"] - 4)  # kill after this many rows appear
         proc = subprocess.Popen(
-            [sys.executable, str(driver), str(recipe_path), str(out)],
+            [WORKBENCH, "run", str(recipe_path), "--out", str(out)],
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -118,7 +108,7 @@ def test_kill_9_at_random_points_then_resume(tmp_path):
     assert kills >= 2
     assert len(reward_rows(out)) < RECIPE["budget"]  # the search really was cut short
     done = subprocess.run(
-        [sys.executable, str(driver), str(recipe_path), str(out)], capture_output=True, timeout=120
+        [WORKBENCH, "run", str(recipe_path), "--out", str(out)], capture_output=True, timeout=120
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
