@@ -130,6 +130,7 @@ def test_run_and_report_end_to_end(tmp_path, cli):
         f"data.cache_dir={tmp_path / 'cache'}",
         "train.max_update=8",
         "train.log_interval=2",
+        "train.threads=1",
     ]
     args = ["run", "recipes/translation_quickstart.yaml", "--out", str(run_dir)]
     result = cli(*args, *[a for s in sets for a in ("--set", s)])
