@@ -8,7 +8,6 @@ uses the local files when they exist (offline machines, pinned data) and sacrebl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from workbench.translation.config import SetConfig
 from workbench.translation.corpus import CorpusError, read_lines, read_pairs, side_path
@@ -76,7 +75,3 @@ def _exists(prefix: str, src: str, tgt: str) -> bool:
     except CorpusError:
         return False
     return True
-
-
-def local_paths(prefix: str | Path, src: str, tgt: str) -> tuple[Path, Path]:
-    return side_path(prefix, src), side_path(prefix, tgt)
