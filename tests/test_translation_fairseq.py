@@ -25,6 +25,7 @@ FORMULA = "x*sigmoid(beta*x)"  # deliberately not in canonical spelling
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """A fairseq command on one thread, without the weights-only escape hatch."""
     env = {k: v for k, v in os.environ.items() if k != "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
     env["OMP_NUM_THREADS"] = "1"
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, **kw)
@@ -91,6 +92,12 @@ def generate(data, checkpoint: Path, subset: str = "test") -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("D-")]
 
 
+def spm_pieces(data, text: str) -> list[str]:
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=str(data.spm_model)).encode(text, out_type=str)
+
+
 def test_fairseq_train_and_generate_with_a_formula(data, trained):
     state = _state(trained)
     # The spec string is stored, canonicalised, never an object.
@@ -149,6 +156,7 @@ def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
     from fairseq import checkpoint_utils
     from fairseq.models.transformer import TransformerModel
 
+    import workbench.translation.fairseq_plugin  # noqa: F401  (what a user imports first)
     from workbench.translation.activation_swap import ffn_layers, save_checkpoint, swap_activation
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(trained)])
@@ -168,6 +176,27 @@ def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
         assert torch.allclose(model(**batch["net_input"])[0], reloaded(**batch["net_input"])[0])
 
     assert len(generate(data, out)) == 21  # fairseq-generate reloads the swapped checkpoint
+    pieces = " ".join(spm_pieces(data, "The dog sees a cat."))
+    interactive = run(
+        [
+            str(BIN / "fairseq-interactive"),
+            str(data.bin_dir),
+            "--cpu",
+            "--user-dir",
+            str(PLUGIN),
+            "--path",
+            str(out),
+            "--beam",
+            "2",
+            "--source-lang",
+            "en",
+            "--target-lang",
+            "de",
+        ],  # fmt: skip
+        input=pieces + "\n",
+    )
+    assert interactive.returncode == 0, interactive.stderr[-3000:]
+    assert any(line.startswith("H-0\t") for line in interactive.stdout.splitlines())
     hub = TransformerModel.from_pretrained(
         str(out.parent), checkpoint_file=out.name, data_name_or_path=str(data.bin_dir),
         bpe="sentencepiece", sentencepiece_model=str(data.spm_model),
