@@ -299,3 +299,15 @@ def test_fine_tune_a_swapped_checkpoint_with_fairseq_train(data, trained, tmp_pa
     tuned = _state(tmp_path / "ft" / "checkpoint_last.pt")
     assert tuned["cfg"]["model"].activation_fn == "max(x, sigmoid(x))"
     assert not any("activation_fn" in k for k in tuned["model"])  # parameter-free formula
+
+
+def test_checkpoint_average_is_the_parameter_mean(tmp_path):
+    from workbench.translation.checkpoints import average
+
+    for i, value in enumerate((1.0, 2.0, 6.0)):
+        state = {"model": {"w": torch.full((2,), value), "n": torch.tensor(i)}, "extra": i}
+        torch.save(state, tmp_path / f"c{i}.pt")
+    out = average([tmp_path / f"c{i}.pt" for i in range(3)], tmp_path / "avg.pt")
+    avg = _state(out)
+    assert torch.allclose(avg["model"]["w"], torch.full((2,), 3.0))
+    assert avg["extra"] == 2 and avg["last_optimizer_state"] is None

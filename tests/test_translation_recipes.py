@@ -131,6 +131,8 @@ def test_run_and_report_end_to_end(tmp_path, cli):
         "train.max_update=8",
         "train.log_interval=2",
         "train.threads=1",
+        "train.save_interval_updates=3",  # saves at 3 and 6; the run ends at 8
+        "train.average_last=2",
     ]
     args = ["run", "recipes/translation_quickstart.yaml", "--out", str(run_dir)]
     result = cli(*args, *[a for s in sets for a in ("--set", s)])
@@ -148,6 +150,7 @@ def test_run_and_report_end_to_end(tmp_path, cli):
         )
         assert extra["params"] > 0 and extra["train_words_per_s"] > 0
         assert r["hparams"]["updates"] == 8
+        assert r["hparams"]["averaged"] == 2 and extra["checkpoint"].endswith("checkpoint_avg.pt")
     swish = next(r for r in bleu if r["activation"] != "relu")
     assert set(swish["extra"]["learned"]) == {
         f"{s}.layers.{i}" for s in ("encoder", "decoder") for i in (0, 1)

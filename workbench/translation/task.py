@@ -139,6 +139,10 @@ class TranslationTask(Task):
         checkpoint, averaged = result.checkpoint, []
         if cfg.train.average_last > 1:
             averaged = train.interval_checkpoints(save_dir, cfg.train.average_last)
+            # A run stopped by its time budget ends between two interval saves: its final
+            # state replaces the oldest of the averaged checkpoints.
+            if averaged and train.updates_of(averaged[-1]) < result.updates:
+                averaged = [*averaged[-(cfg.train.average_last - 1) :], result.checkpoint]
             if len(averaged) > 1:
                 checkpoint = checkpoints.average(averaged, ctx.unit_dir / "checkpoint_avg.pt")
         state = checkpoints.load(checkpoint)["model"]

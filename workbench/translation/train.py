@@ -204,11 +204,13 @@ def train(args: list[str], unit_dir: Path, threads: int = 0, log=print) -> Train
     return TrainResult(spent, updates, wps, params, log_path, checkpoint)
 
 
+def updates_of(checkpoint: Path) -> int:
+    """The update number in an interval checkpoint's name (checkpoint_E_U.pt), else -1."""
+    m = re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", checkpoint.name)
+    return int(m.group(1)) if m else -1
+
+
 def interval_checkpoints(save_dir: Path, n: int) -> list[Path]:
     """The last `n` checkpoint_E_U.pt files (by update number)."""
-    found = []
-    for path in save_dir.glob("checkpoint_*_*.pt"):
-        m = re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", path.name)
-        if m:
-            found.append((int(m.group(1)), path))
-    return [p for _, p in sorted(found)[-n:]]
+    found = [(updates_of(p), p) for p in save_dir.glob("checkpoint_*_*.pt")]
+    return [p for u, p in sorted(found) if u >= 0][-n:]
