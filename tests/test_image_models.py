@@ -56,10 +56,19 @@ def test_depth_and_width_from_name_or_kwargs():
     )
 
 
-@pytest.mark.parametrize("name", ["resnet20", "preact_resnet29", "wrn16_2", "densenet_bc_40_12"])
-def test_per_channel_parameters_sized_for_each_site(name):
-    """A trainable Swish gets one β per channel of the tensor its site actually sees."""
-    model = build_model(name, "swish", num_classes=10).eval()
+# PReLU on the deep ones: per-channel too, and no kernel compiled for each of DenseNet's widths
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        ("resnet20", "swish"),
+        ("wrn16_2", "x * sigmoid(beta * x)"),
+        ("preact_resnet29", "prelu"),
+        ("densenet_bc_40_12", "prelu"),
+    ],
+)
+def test_per_channel_parameters_sized_for_each_site(name, spec):
+    """A trainable activation gets one β (or α) per channel of the tensor its site sees."""
+    model = build_model(name, spec, num_classes=10).eval()
     sites = activation_sites(model)
     assert sites
     seen: dict[str, int] = {}
