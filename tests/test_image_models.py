@@ -61,7 +61,7 @@ def test_depth_and_width_from_name_or_kwargs():
     ("name", "spec"),
     [
         ("resnet20", "swish"),
-        ("wrn16_2", "x * sigmoid(beta * x)"),
+        ("wrn16_2", "swish"),
         ("preact_resnet29", "prelu"),
         ("densenet_bc_40_12", "prelu"),
     ],
