@@ -31,6 +31,16 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, **kw)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # In-process fairseq on one thread: on a shared 2-core machine, two spinning OpenMP threads
+    # per process slow everything down several times.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     cfg = DataConfig(
