@@ -77,11 +77,22 @@ class ChainTask(Task):
             names[step.name] = Path(step.name)
 
     def plan(self, recipe: Recipe) -> list[Unit]:
-        units = []
+        from workbench.recipe import load_recipe
+        from workbench.tasks import get_task
+
+        units, names = [], {}
         for step in recipe.config.steps:
-            units.append(
-                Unit(key={"step": step.name, "recipe": step.recipe}, label=f"step {step.name}")
+            sub = load_recipe(
+                step_path(recipe, step), _overrides(step), step_dirs=names, defer=True
             )
+            names[step.name] = Path(step.name)
+            sub_units = get_task(sub.task).plan(sub)
+            cost = sum(u.cost_s for u in sub_units)
+            # Activations still to come from an earlier search cost about as much as the others.
+            if sub.pending and sub.activations:
+                cost *= 1 + sum(ref.top for ref in sub.pending) / len(sub.activations)
+            key = {"step": step.name, "recipe": step.recipe}
+            units.append(Unit(key=key, label=f"step {step.name} ({sub.task})", cost_s=cost))
         return units
 
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
