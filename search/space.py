@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
-from scipy import special as scipy_special
 
 EPS = 1e-3
 
@@ -122,6 +121,13 @@ def _sinc(v: np.ndarray) -> np.ndarray:
     return np.sinc(v / np.pi)
 
 
+def _erf(v: np.ndarray) -> np.ndarray:
+    # numpy has no erf; torch (a dependency anyway) computes it in float64.
+    import torch
+
+    return torch.special.erf(torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))).numpy()
+
+
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.where(np.abs(b) < TINY, np.where(b < 0, -TINY, TINY), b)
     return a / b
@@ -142,7 +148,7 @@ _FUNCS: dict[str, Callable[..., np.ndarray]] = {
     "sinc": _sinc,
     "sigmoid": lambda v: 0.5 * (1.0 + np.tanh(0.5 * v)),
     "softplus": lambda v: np.logaddexp(0.0, v),
-    "erf": scipy_special.erf,
+    "erf": _erf,
     "max": np.maximum,
     "min": np.minimum,
 }
