@@ -142,3 +142,11 @@ def test_cuda_mixed_precision_channels_last_and_resume(digits, tmp_path, amp_dty
     again = build_model("resnet20", "swish", digits.num_classes, digits.in_channels)
     resumed = train(again, digits, cfg, augment=AUG, device="cuda", seed=0, checkpoint_dir=tmp_path)
     assert resumed.resumed_from_epoch == 2 and _same(model, again)
+
+
+def test_throughput_measure_reports_each_activation_against_the_first():
+    from workbench.image.throughput import measure
+
+    result = measure("small_cnn", ["relu", "swish1"], rounds=1, steps=2, batch_size=8, size=8)
+    assert set(result) == {"relu", "swish1"} and result["relu"]["vs_first"] == 1.0
+    assert all(r["images_per_s"] > 0 and len(r["rounds"]) == 1 for r in result.values())
