@@ -119,7 +119,12 @@ def throughput_section(rows: list[dict[str, Any]]) -> str:
                 f"| {dataset} | {model} | {device} ({threads}) | `{act}` | {speed[act]:.0f} | "
                 f"{rel} | {_extra(v[0], 'params') or '—'} | {wall} | {len(v)} |"
             )
-    lines += ["", "- images/s: training images per second of training time (median over seeds)"]
+    lines += [
+        "",
+        "- images/s: training images per second of training time (median over seeds); on a "
+        "shared machine other load can dominate it, so compare speeds with the interleaved "
+        "`python -m workbench.image.throughput`",
+    ]
     return "\n".join(lines)
 
 
