@@ -140,5 +140,3 @@ def test_augmentation_crops_and_flips_reproducibly():
     flipped = augment_batch(x, torch.Generator().manual_seed(0), padding=0, flip=True)
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
-
-
