@@ -40,6 +40,11 @@ def extra(row: dict[str, Any], key: str, default: Any = None) -> Any:
     return row.get(key, (row.get("extra") or {}).get(key, default))
 
 
+def _group_key(row: dict[str, Any]) -> tuple:
+    """One measurement series: what was trained and scored, less the split and the settings."""
+    return tuple(row.get(k) for k in ("task", "model", "dataset", "activation", "seed", "metric"))
+
+
 def hkey(row: dict[str, Any]) -> str:
     return json.dumps(row.get("hparams") or {}, sort_keys=True)
 
@@ -87,16 +92,7 @@ def load(run_dirs: list[Path]) -> Rows:
             continue
         if row.get("metric") is None:
             continue
-        key = (
-            row.get("task"),
-            row.get("model"),
-            row.get("dataset"),
-            row.get("activation"),
-            row.get("seed"),
-            row.get("metric"),
-            row.get("split"),
-            hkey(row),
-        )
+        key = (*_group_key(row), row.get("split"), hkey(row))
         measured[key] = row  # later rows replace earlier ones
     metrics, dev = select(list(measured.values()))
     return Rows(metrics=metrics, units=units, dev_splits=dev)
@@ -107,15 +103,7 @@ def select(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     dev_splits: set[str] = set()
     for row in rows:
-        key = (
-            row.get("task"),
-            row.get("model"),
-            row.get("dataset"),
-            row.get("activation"),
-            row.get("seed"),
-            row.get("metric"),
-        )
-        groups[key].append(row)
+        groups[_group_key(row)].append(row)
     kept: list[dict[str, Any]] = []
     for group in groups.values():
         selectors = {extra(r, "select_by") for r in group} - {None}
