@@ -137,6 +137,8 @@ class SearchTask(Task):
     name = "search"
     description = "search activation functions (controller/exhaustive/random/evolution)"
     config_class = SearchConfig
+    # The journal checks that a resumed search has the same result-relevant settings.
+    volatile_keys = ("executor", "top_k", "reuse")
 
     def validate(self, recipe: Recipe) -> None:
         cfg: SearchConfig = recipe.config

@@ -150,3 +150,12 @@ def test_failed_unit_is_recorded_and_others_continue(tmp_path, cli):
     assert "failed" in result.stderr
     assert len(failed) >= 1 and all(r["extra"]["error"] for r in failed)
     assert len(unit_rows(out, "done")) + len(failed) == 2
+
+
+def test_volatile_keys_do_not_change_unit_ids(tmp_path):
+    from workbench.runner import make_plan
+
+    recipe = Path(__file__).parents[1] / "recipes" / "search_quickstart.yaml"
+    base = make_plan(load_recipe(recipe), tmp_path).ids
+    assert make_plan(load_recipe(recipe, ["top_k=3", "executor.workers=1"]), tmp_path).ids == base
+    assert make_plan(load_recipe(recipe, ["budget=7"]), tmp_path).ids != base

@@ -126,8 +126,9 @@ def _fmt_s(seconds: float) -> str:
 
 
 def make_plan(recipe: Recipe, run_dir: Path) -> Plan:
-    units = get_task(recipe.task).plan(recipe)
-    ids = [u.id_for(recipe) for u in units]
+    task = get_task(recipe.task)
+    units = task.plan(recipe)
+    ids = [u.id_for(recipe, task.volatile_keys) for u in units]
     if len(set(ids)) != len(ids):
         raise RecipeError("the recipe plans the same unit twice (duplicate activations or seeds?)")
     return Plan(recipe, units, ids, unit_status(run_dir))

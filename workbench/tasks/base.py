@@ -63,13 +63,13 @@ class Unit:
     label: str
     cost_s: float = 0.0  # rough expected wall time on this machine, for --dry-run
 
-    def id_for(self, recipe: Recipe) -> str:
+    def id_for(self, recipe: Recipe, ignore: tuple[str, ...] = ()) -> str:
+        """Stable id from the unit's key and the task config, less `ignore`d top-level keys."""
         from workbench.schema import to_dict
 
+        config = {k: v for k, v in to_dict(recipe.config).items() if k not in ignore}
         blob = json.dumps(
-            {"task": recipe.task, "config": to_dict(recipe.config), "key": self.key},
-            sort_keys=True,
-            default=str,
+            {"task": recipe.task, "config": config, "key": self.key}, sort_keys=True, default=str
         )
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -119,6 +119,9 @@ class Task:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     config_class: ClassVar[type]  # dataclass of the task's own top-level recipe keys
+    # Top-level config keys that change how a unit runs but not its results (worker counts,
+    # how many candidates to list): changing them resumes a unit instead of starting a new one.
+    volatile_keys: ClassVar[tuple[str, ...]] = ()
 
     def validate(self, recipe: Recipe) -> None:
         """Checks across fields (files exist, sizes agree); raise schema.RecipeError."""
