@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -106,6 +107,11 @@ class Table:
         return out
 
 
+def _slug(*parts: object) -> str:
+    """A file-name-safe table id (model names may hold spaces or slashes)."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(str(p) for p in parts)).strip("-")
+
+
 def _order(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
@@ -147,7 +153,7 @@ def split_tables(data: Rows) -> list[Table]:
             columns=columns,
             rows={},
             metric=metric,
-            slug=f"{task}_{model}_{dataset}_{metric}".replace("/", "-"),
+            slug=_slug(task, model, dataset, metric),
         )
         by_act: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
@@ -200,7 +206,7 @@ def model_tables(data: Rows) -> list[Table]:
             columns=[str(m) for m in models],
             rows={},
             metric=metric,
-            slug=f"{task}_{dataset}_{metric}_{split}_by_model",
+            slug=_slug(task, dataset, metric, split, "by_model"),
         )
         for r in rows:
             if r.get("value") is None:
