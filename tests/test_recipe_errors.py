@@ -24,7 +24,7 @@ CASES = [
     (
         GOOD.replace("epochs: 1", "epoch: 1"),
         "train.epoch",
-        ["unknown key", "did you mean 'epochs'"],
+        ["unknown key", "did you mean 'epochs'", "allowed here: epochs"],
     ),
     (GOOD.replace("epochs: 1", "epochs: many"), "train.epochs", ["expected int", "'many'"]),
     (GOOD.replace("epochs: 1", "epochs: 1.5"), "train.epochs", ["expected int"]),

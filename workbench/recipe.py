@@ -217,7 +217,7 @@ def build_recipe(
         try:
             config = from_dict(task.config_class, task_part)
         except RecipeError as exc:
-            if exc.message.startswith("unknown key"):
+            if exc.message.startswith("unknown key") and "." not in exc.path:
                 allowed = ", ".join((*COMMON_KEYS, *task.config_class.__dataclass_fields__))
                 msg = exc.message.split(" (allowed here")[0]
                 raise RecipeError(

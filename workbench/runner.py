@@ -237,7 +237,7 @@ def _run_one(recipe, task, unit: Unit, uid: str, run_dir: Path, device: str, n: 
         records.record(
             run_dir,
             **status_row,
-            status="failed",
+            status=getattr(exc, "status", "failed"),
             label=unit.label,
             error=message,
             wall_s=round(time.time() - t0, 2),

@@ -125,11 +125,16 @@ def _hparams_text(rows: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _pending_status(pending: list[str]) -> str:
+    """What a cell with unfinished units shows: a failure wins over work still running."""
+    return next((s for s in ("failed", "diverged") if s in pending), "unfinished")
+
+
 def _mark_incomplete(table: Table, data: Rows, task: str, model: str | None) -> None:
     for act, cells in table.rows.items():
         pending = data.incomplete(task, model, act)
         if pending:
-            status = "failed" if "failed" in pending else "unfinished"
+            status = _pending_status(pending)
             for col in table.columns:
                 cells.setdefault(col, Cell()).status = status
 
@@ -220,9 +225,7 @@ def model_tables(data: Rows) -> list[Table]:
             for m in models:
                 pending = data.incomplete(task, m, act)
                 if pending:
-                    cells.setdefault(str(m), Cell()).status = (
-                        "failed" if "failed" in pending else "unfinished"
-                    )
+                    cells.setdefault(str(m), Cell()).status = _pending_status(pending)
         tables.append(table)
     return tables
 

@@ -79,7 +79,12 @@ class Unit:
 
 
 class UnitFailed(Exception):
-    """Raised by a task when a unit cannot produce its numbers (divergence, bad data...)."""
+    """Raised by a task when a unit cannot produce its numbers (divergence, bad data...).
+
+    Subclasses may set `status` (e.g. "diverged"); the runner records it on the unit's row.
+    """
+
+    status = "failed"
 
 
 @dataclass
@@ -108,9 +113,19 @@ class RunContext:
 
     def progress(self, iterable: Iterable | None = None, total: int | None = None, desc: str = ""):
         """A progress bar (tqdm) that stays quiet when output is not a terminal."""
+        import sys
+
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+        # Bars are for people watching a terminal; in logs they are noise.
+        return tqdm(
+            iterable,
+            total=total,
+            desc=desc,
+            leave=False,
+            dynamic_ncols=True,
+            disable=not sys.stderr.isatty(),
+        )
 
 
 class Task:
