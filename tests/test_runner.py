@@ -159,3 +159,15 @@ def test_volatile_keys_do_not_change_unit_ids(tmp_path):
     base = make_plan(load_recipe(recipe), tmp_path).ids
     assert make_plan(load_recipe(recipe, ["top_k=3", "executor.workers=1"]), tmp_path).ids == base
     assert make_plan(load_recipe(recipe, ["budget=7"]), tmp_path).ids != base
+
+
+def test_gpu_recipe_on_a_cpu_machine_is_one_clear_error(tmp_path, cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "run"
+    result = cli("run", "recipes/toy_digits_mlp.yaml", "--set", "device=cuda", "--out", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "device: device 'cuda' is requested but torch sees no CUDA device" in result.stderr
+    assert not (out / "results.jsonl").exists()

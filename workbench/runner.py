@@ -174,6 +174,16 @@ def execute(recipe: Recipe, run_dir: Path, overrides: list[str] | None = None) -
             plan = make_plan(recipe, run_dir)
             task = get_task(recipe.task)
             device = envinfo.resolve_device(recipe.device)
+            if device.startswith("cuda"):
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise RecipeError(
+                        f"device {device!r} is requested but torch sees no CUDA device "
+                        "(try it here with --set device=cpu)",
+                        path="device",
+                        file=recipe.source,
+                    )
             todo = plan.todo()
             log.info(
                 "%s: %d of %d units to run in %s",
