@@ -45,7 +45,8 @@ def build_report(
 ) -> Report:
     from workbench.tasks import get_task
 
-    data = rows_mod.load(run_dirs)
+    all_rows = rows_mod.load_all(run_dirs)  # read once: tables and task sections share them
+    data = rows_mod.summarise(all_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = split_tables(data) + model_tables(data)
     candidates, baselines = _candidates(tables, versus)
@@ -88,7 +89,6 @@ def build_report(
         for t in tables:
             w.writerows(t.long_rows())
     files.append(long_path)
-    all_rows = rows_mod.load_all(run_dirs)
     for task_name in dict.fromkeys(r.get("task") for r in all_rows if r.get("task")):
         if task_name in ("chain",):
             continue

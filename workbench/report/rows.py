@@ -83,7 +83,11 @@ def load_all(run_dirs: list[Path]) -> list[dict[str, Any]]:
 
 
 def load(run_dirs: list[Path]) -> Rows:
-    all_rows = load_all(run_dirs)
+    return summarise(load_all(run_dirs))
+
+
+def summarise(all_rows: list[dict[str, Any]]) -> Rows:
+    """Split rows into unit statuses and metric rows (latest per measurement, dev-selected)."""
     units: dict[str, dict[str, Any]] = {}
     measured: dict[tuple, dict[str, Any]] = {}
     for row in all_rows:
