@@ -383,11 +383,8 @@ def _cifar_from_members(members: dict[str, bytes], key: str, where: str) -> _Raw
 
 
 def _md5(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def download_cifar(key: str, cache_dir: Path | None = None) -> Path:

@@ -95,11 +95,8 @@ WMT14_EN_DE = (
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def download(url: str, dest: Path, expected_sha256: str | None = None, timeout: float = 60) -> Path:
