@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.fileio import atomic_write
 from workbench.image.augment import augment_batch
 from workbench.image.data import ImageData
 from workbench.image.models import activation_sites
@@ -194,12 +194,6 @@ def _epoch_generator(seed: int, epoch: int, device: str) -> torch.Generator:
     return g
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     directory: Path,
     model: nn.Module,
@@ -218,8 +212,8 @@ def save_checkpoint(
         state["rng_cuda"] = torch.cuda.get_rng_state_all()
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
-    _atomic_write(directory / CHECKPOINT, lambda p: torch.save(state, p))
-    _atomic_write(directory / METADATA, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    atomic_write(directory / CHECKPOINT, lambda p: torch.save(state, p))
+    atomic_write(directory / METADATA, lambda p: p.write_text(json.dumps(meta, indent=1)))
 
 
 def read_checkpoint_meta(directory: Path) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from workbench.fileio import atomic_write
 from workbench.tasks.base import Recipe, RunContext, Task, Unit, UnitFailed
 
 
@@ -109,11 +110,11 @@ class ToyTask(Task):
             opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
         ckpt, meta_path = ctx.unit_dir / "checkpoint.pt", ctx.unit_dir / "checkpoint.json"
         start = 0
-        if ckpt.exists() and meta_path.exists():
+        if ckpt.exists():
             state = torch.load(ckpt, weights_only=True)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optim"])
-            start = json.loads(meta_path.read_text())["epoch"]
+            start = state["epoch"]
             ctx.log.info("resuming %s from epoch %d", unit.label, start)
         gen = torch.Generator().manual_seed(seed * 1000 + start)
         t0 = time.time()
@@ -128,8 +129,12 @@ class ToyTask(Task):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            torch.save({"model": model.state_dict(), "optim": opt.state_dict()}, ckpt)
-            meta_path.write_text(json.dumps({"epoch": epoch + 1, "activation": spec, "seed": seed}))
+            # Atomic, and the epoch rides inside the weights file: a kill at any point leaves a
+            # consistent checkpoint (the JSON beside it is for people and tools).
+            state = {"model": model.state_dict(), "optim": opt.state_dict(), "epoch": epoch + 1}
+            atomic_write(ckpt, lambda p, state=state: torch.save(state, p))
+            meta = json.dumps({"epoch": epoch + 1, "activation": spec, "seed": seed})
+            atomic_write(meta_path, lambda p, meta=meta: p.write_text(meta))
         hparams = {
             "epochs": cfg.train.epochs,
             "optimizer": cfg.train.optimizer,
