@@ -14,6 +14,10 @@ Public API (stable; other packages import only these names from `workbench.activ
   can assemble formulas as trees; `Expr` is their union.
 - `params_of(expr) -> list[str]`: trainable parameter names in a formula.
 - `list_activations() -> dict[str, str]`: registered names and their descriptions.
+- `evaluate(spec_or_expr, x, **param_values) -> torch.Tensor`: the formula's value at x in
+  float64 with the float32 training kernels' clamps and guards (the search engine's numeric
+  probe; see `numeric.py` for its exact relation to the training kernel). Parameters default
+  to their initial values; each may be a float or a tensor broadcasting against x.
 - `BASELINES`: the paper's nine baselines; `PAPER_FUNCTIONS`: the paper's eight novel
   functions as formulas; `FUNCTION_NAMES`: the functions a formula may call; `CONSTANTS`
   (`pi`, `eps` = 1e-3); `ActivationError`.
@@ -46,6 +50,7 @@ from workbench.activations.expr import (
 from workbench.activations.functions import ARITY, PUBLIC_FUNCTIONS
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 __all__ = [
@@ -63,6 +68,7 @@ __all__ = [
     "build_activation",
     "canonical",
     "check_spec",
+    "evaluate",
     "list_activations",
     "params_of",
     "parse",
@@ -188,3 +194,32 @@ def build_activation(
     return modules.FormulaActivation(
         name, expr, name, init=init, channels=channels, channel_dim=channel_dim, backend=backend
     )
+
+
+def evaluate(spec_or_expr: str | Expr, x: torch.Tensor, **param_values: Any) -> torch.Tensor:
+    """The activation's value at x, computed in float64 with float32's training semantics.
+
+    `spec_or_expr` is a registered name (evaluated through its formula), a formula, or a
+    parsed tree. Parameters not given take their initial values (1.0; PReLU's alpha 0.25);
+    each value is a float or a tensor that broadcasts against x, e.g. beta of shape (n, 1)
+    with x of shape (m,) gives an (n, m) result.
+    """
+    from workbench.activations.numeric import evaluate_expr
+
+    defaults: dict[str, Any]
+    if isinstance(spec_or_expr, Num | Var | Neg | Bin | Call):
+        expr, label = spec_or_expr, print_expr(spec_or_expr)
+        defaults = {}
+    else:
+        label, expr = _parse_spec(spec_or_expr)
+        defaults = {}
+        if expr is None:
+            entry = REGISTRY[label]
+            expr, defaults = parse(entry.formula), dict(entry.params)
+    names = params_of(expr)
+    unknown = sorted(set(param_values) - set(names))
+    if unknown:
+        has = f"its parameters are {', '.join(names)}" if names else "it has no parameters"
+        raise ActivationError(f"unknown parameter {', '.join(unknown)} for {label!r}: {has}")
+    values = {n: param_values.get(n, defaults.get(n, PARAM_DEFAULT)) for n in names}
+    return evaluate_expr(expr, x, values, label)
