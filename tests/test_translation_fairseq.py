@@ -20,7 +20,13 @@ from workbench.translation import prepare
 from workbench.translation.config import DataConfig, SetConfig, TrainDataConfig
 
 BIN = Path(sys.executable).parent
-PLUGIN = Path(__file__).resolve().parents[1] / "workbench" / "translation" / "fairseq_plugin"
+PLUGIN = (
+    Path(__file__).resolve().parents[1]
+    / "workbench"
+    / "translation"
+    / "user_dir"
+    / "workbench_activations"
+)
 FORMULA = "x*sigmoid(beta*x)"  # deliberately not in canonical spelling
 
 
@@ -144,9 +150,9 @@ def test_plugin_install_is_idempotent_and_handles_swish():
     from fairseq import utils
     from fairseq.modules import transformer_layer
 
-    import workbench.translation.fairseq_plugin  # noqa: F401  (installs)
     from workbench.translation import plugin
 
+    plugin.install()
     patched = utils.get_activation_fn
     init = transformer_layer.TransformerEncoderLayerBase.__init__
     utils.import_user_module(argparse.Namespace(user_dir=str(PLUGIN)))  # as --user-dir does
@@ -166,9 +172,10 @@ def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
     from fairseq import checkpoint_utils
     from fairseq.models.transformer import TransformerModel
 
-    import workbench.translation.fairseq_plugin  # noqa: F401  (what a user imports first)
     from workbench.translation.activation_swap import ffn_layers, save_checkpoint, swap_activation
+    from workbench.translation.plugin import install
 
+    install()  # what a user calls first
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(trained)])
     model = models[0].eval()
     assert swap_activation(model, "swish") == 4

@@ -9,9 +9,10 @@ This is how a trained ReLU model is fine-tuned with another activation:
     #     --restore-file swapped.pt --reset-optimizer --reset-lr-scheduler --reset-dataloader
 
 Design choices:
-- `ffn_activation` is the one builder for a layer's activation (training, reload, swap), so
-  parameter shapes always agree: per-channel parameters over the FFN hidden size, channel_dim=-1
-  (activations are (T, B, C) there).
+- `plugin.ffn_activation` is the one builder for a layer's activation (training, reload, swap),
+  so parameter shapes always agree: per-channel parameters over the FFN hidden size,
+  channel_dim=-1 (activations are (T, B, C) there). This module depends on the plugin, never the
+  reverse.
 - The checkpoint stores the activation only as its spec string, in `cfg.model.activation_fn` (or
   the legacy `args`); parameters are ordinary state-dict entries `...layers.N.activation_fn.*`.
 - A swapped checkpoint drops the optimizer state: Adam's moments belong to the old parameters.
@@ -25,12 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def ffn_activation(spec: str, channels: int) -> nn.Module:
-    """The activation module of one Transformer FFN with `channels` hidden units."""
-    from workbench.activations import build_activation
-
-    return build_activation(spec, channels=channels, channel_dim=-1)
+from workbench.fileio import atomic_write
+from workbench.translation.checkpoints import load
+from workbench.translation.plugin import ffn_activation, install, normalise
 
 
 def ffn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -50,8 +48,6 @@ def swap_activation(model: nn.Module, spec: str) -> int:
     Native fairseq names are not special here: every layer gets a workbench module (parameters,
     if any, freshly initialised), placed on the device and dtype of the layer's fc1.
     """
-    from workbench.translation.plugin import install, normalise
-
     install()
     spec = normalise(spec)
     layers = ffn_layers(model)
@@ -83,8 +79,6 @@ def save_checkpoint(model: nn.Module, out: str | Path, *, like: str | Path) -> P
     The configuration is copied from `like` with `activation_fn` set to the model's current
     spec; fairseq-generate / fairseq-interactive / from_pretrained reload it (with the plugin).
     """
-    from workbench.translation.checkpoints import load
-
     layers = ffn_layers(model)
     if not layers:
         raise ValueError(f"save_checkpoint: {type(model).__name__} has no Transformer layers")
@@ -101,12 +95,7 @@ def save_checkpoint(model: nn.Module, out: str | Path, *, like: str | Path) -> P
     _set_spec(state.get("args"), spec)
     state["model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state["last_optimizer_state"] = None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(out)
-    return out
+    return atomic_write(out, lambda tmp: torch.save(state, tmp))
 
 
 def swap_checkpoint(src: str | Path, out: str | Path, spec: str, data: str | None = None) -> Path:
@@ -115,8 +104,6 @@ def swap_checkpoint(src: str | Path, out: str | Path, spec: str, data: str | Non
     `data`: the binarized data directory (its dictionaries), when it moved since training.
     """
     from fairseq import checkpoint_utils
-
-    from workbench.translation.plugin import install
 
     install()
     models, _cfg, _task = checkpoint_utils.load_model_ensemble_and_task(

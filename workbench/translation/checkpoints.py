@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.fileio import atomic_write
+
 WEIGHTS_ONLY_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
 
@@ -87,8 +89,4 @@ def average(paths: Sequence[str | Path], out: str | Path) -> Path:
     }
     # An averaged model has no optimizer history of its own.
     state["last_optimizer_state"] = None
-    out = Path(out)
-    tmp = out.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(out)
-    return out
+    return atomic_write(out, lambda tmp: torch.save(state, tmp))

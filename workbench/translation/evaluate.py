@@ -18,7 +18,8 @@ from pathlib import Path
 
 from workbench.translation.checkpoints import subprocess_env
 from workbench.translation.config import EvalConfig
-from workbench.translation.train import fairseq_command, plugin_dir
+from workbench.translation.plugin import plugin_dir
+from workbench.translation.train import fairseq_command
 
 
 class EvaluationFailed(RuntimeError):

@@ -1,36 +1,58 @@
-"""Teach fairseq every workbench activation: `install()` patches three places, once.
+"""Teach fairseq every workbench activation: `install()` patches fairseq in three places, once.
 
-1. `--activation-fn` validation. fairseq's `TransformerConfig.activation_fn` is a ChoiceEnum fixed
-   at import time, which argparse turns into `choices`. Its dataclass field type is replaced by
-   `activation_arg`, a function argparse calls on the value: it accepts fairseq's own names and
-   any workbench spec (registered name or formula), rejects the rest with the workbench's message,
-   and returns the spec in canonical form, a plain string, which is what checkpoints store.
+fairseq offers registries for models, tasks, criterions and optimizers, but not for activation
+functions: `--activation-fn` is a fixed enum and `utils.get_activation_fn` a fixed if-chain, so
+no `register_*` call can add one. The plugin therefore patches fairseq 0.12 at these three sites
+(and nowhere else); `workbench fairseq-user-dir --check` loads the plugin the way fairseq does
+and reports each one as in effect or not (`patch_status()`).
+
+1. `fairseq.models.transformer.transformer_config.TransformerConfig.activation_fn` (the dataclass
+   field's `type`): fairseq declares it as a ChoiceEnum fixed at import time, which argparse turns
+   into `choices`. It becomes `activation_arg`, a function argparse calls on the value: fairseq's
+   own names and any workbench spec (registered name or formula) pass, the rest get the
+   workbench's message, and the spec comes back in canonical form, a plain string, which is what
+   checkpoints store.
 2. `fairseq.utils.get_activation_fn`: fairseq's working names (relu, gelu, gelu_accurate, tanh,
    linear, ...) keep fairseq's own functions, so the plugin never changes what a name already
-   meant. Every other spec, including fairseq's broken `swish` (it returns the class `nn.SiLU`), is
-   built by `workbench.activations.build_activation`: `swish` is the paper's Swish with trainable
-   β, `swish1`/`silu` is x·σ(x).
-3. Transformer encoder/decoder layers: after fairseq builds a layer, a workbench activation is
-   rebuilt with per-channel parameters over the FFN hidden size (channel_dim=-1), and registered
-   as a submodule, so learned β are in the state dict and survive save and reload.
-   `activation_swap.ffn_activation` is the single place that builds it, for training, reload and
-   swapping alike.
+   meant. Every other spec, including fairseq's broken `swish` (it returns the class `nn.SiLU`),
+   is built by `workbench.activations.build_activation`: `swish` is the paper's Swish with
+   trainable β, `swish1`/`silu` is x·σ(x).
+3. `fairseq.modules.transformer_layer.TransformerEncoderLayerBase.__init__` and
+   `TransformerDecoderLayerBase.__init__`: after fairseq builds a layer, a workbench activation
+   is rebuilt by `ffn_activation` with per-channel parameters over the FFN hidden size
+   (channel_dim=-1) and registered as a submodule, so learned β are in the state dict and survive
+   save and reload. `ffn_activation` is the single builder, for training, reload and swapping.
 
-Patching is idempotent (a marker on the patched objects): importing the plugin package and
-loading it again through `--user-dir` installs nothing twice.
+Besides, `install()` lets torch's weights-only loader accept what fairseq checkpoints contain
+(`checkpoints.allow_fairseq_checkpoints`). Patching is idempotent (a marker on each patched
+object): importing the workbench and loading the plugin through `--user-dir` installs nothing
+twice. Nothing here imports torch or fairseq at module import time.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.translation.checkpoints import allow_fairseq_checkpoints
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _MARK = "_workbench_plugin"
+# The package fairseq imports for `--user-dir`, alone in a parent folder of its own.
+USER_DIR = Path(__file__).resolve().parent / "user_dir" / "workbench_activations"
 
 # Names fairseq implements correctly itself; they keep fairseq's functions. (`swish` is absent on
 # purpose: fairseq's returns a class, so the workbench's swish replaces it.)
 FAIRSEQ_NATIVE = ("relu", "relu_squared", "gelu", "gelu_fast", "gelu_accurate", "tanh", "linear")
+
+
+def plugin_dir() -> Path:
+    """The directory to pass as fairseq's `--user-dir`."""
+    return USER_DIR
 
 
 def is_native(spec: str) -> bool:
@@ -60,6 +82,13 @@ def activation_arg(value: str) -> str:
         ) from None
 
 
+def ffn_activation(spec: str, channels: int) -> nn.Module:
+    """The activation module of one Transformer FFN with `channels` hidden units."""
+    from workbench.activations import build_activation
+
+    return build_activation(spec, channels=channels, channel_dim=-1)
+
+
 def _patched_get_activation_fn(original: Callable[[str], Any]) -> Callable[[str], Any]:
     def get_activation_fn(activation: str) -> Any:
         if is_native(activation):
@@ -84,8 +113,6 @@ def _wrap_layer(cls: type) -> None:
         original(self, cfg, *args, **kwargs)
         spec = getattr(cfg, "activation_fn", None)
         if isinstance(spec, str) and not is_native(spec):
-            from workbench.translation.activation_swap import ffn_activation
-
             self.activation_fn = ffn_activation(spec, self.fc1.out_features)
 
     setattr(__init__, _MARK, True)
@@ -99,8 +126,6 @@ def install() -> None:
     from fairseq.models.transformer import transformer_config
     from fairseq.modules import transformer_layer
 
-    from workbench.translation.checkpoints import allow_fairseq_checkpoints
-
     if not getattr(utils.get_activation_fn, _MARK, False):
         utils.get_activation_fn = _patched_get_activation_fn(utils.get_activation_fn)
     field = transformer_config.TransformerConfig.__dataclass_fields__["activation_fn"]
@@ -108,3 +133,24 @@ def install() -> None:
     _wrap_layer(transformer_layer.TransformerEncoderLayerBase)
     _wrap_layer(transformer_layer.TransformerDecoderLayerBase)
     allow_fairseq_checkpoints()
+
+
+def patch_status() -> dict[str, bool]:
+    """Which of the three patches (see the module docstring) are in effect in this process."""
+    from fairseq import utils
+    from fairseq.models.transformer import transformer_config
+    from fairseq.modules import transformer_layer
+
+    field = transformer_config.TransformerConfig.__dataclass_fields__["activation_fn"]
+    return {
+        "TransformerConfig.activation_fn accepts workbench specs": field.type is activation_arg,
+        "fairseq.utils.get_activation_fn builds workbench activations": getattr(
+            utils.get_activation_fn, _MARK, False
+        ),
+        "TransformerEncoderLayerBase gets per-channel FFN activations": getattr(
+            transformer_layer.TransformerEncoderLayerBase.__init__, _MARK, False
+        ),
+        "TransformerDecoderLayerBase gets per-channel FFN activations": getattr(
+            transformer_layer.TransformerDecoderLayerBase.__init__, _MARK, False
+        ),
+    }

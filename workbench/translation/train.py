@@ -25,6 +25,7 @@ from pathlib import Path
 
 from workbench.translation.checkpoints import subprocess_env
 from workbench.translation.config import ModelConfig, TrainConfig
+from workbench.translation.plugin import plugin_dir
 
 
 class TrainingFailed(RuntimeError):
@@ -40,10 +41,6 @@ def fairseq_command(name: str) -> list[str]:
     if found is None:
         raise FileNotFoundError(f"{name} not found; is fairseq installed (scripts/setup.sh)?")
     return [found]
-
-
-def plugin_dir() -> Path:
-    return Path(__file__).resolve().parent / "fairseq_plugin"
 
 
 def _model_args(m: ModelConfig) -> list[str]:
