@@ -18,30 +18,26 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-from search.task import best_by_activation, function_key
+from search.ranking import best_by_activation, function_key
+from workbench.records import Row
 
 
-def _reward_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _reward_rows(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.get("task") == "search" and r.get("metric") == "reward"]
-
-
-def _x(r: dict[str, Any], key: str, default: Any = None) -> Any:
-    return (r.get("extra") or {}).get(key, default)
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _units(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+def _units(rows: list[Row]) -> dict[tuple, list[Row]]:
     """Rows per (run, unit), each sorted by evaluation index."""
-    out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    out: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
-        out[(r.get("run"), r.get("unit"), _x(r, "strategy"), r.get("seed"))].append(r)
+        out[(r.get("run"), r.get("unit"), r.field("strategy"), r.get("seed"))].append(r)
     for v in out.values():
-        v.sort(key=lambda r: _x(r, "eval_index", 0))
+        v.sort(key=lambda r: r.field("eval_index", 0))
     return dict(out)
 
 
@@ -51,14 +47,14 @@ def top_fraction_threshold(rewards: list[float], fraction: float = 0.01) -> floa
     return ranked[max(1, math.ceil(fraction * len(ranked))) - 1]
 
 
-def evals_to_reach(unit_rows: list[dict[str, Any]], threshold: float) -> int | None:
+def evals_to_reach(unit_rows: list[Row], threshold: float) -> int | None:
     for r in unit_rows:
         if r.get("status") == "ok" and (r.get("value") or 0.0) >= threshold:
-            return int(_x(r, "eval_index"))
+            return int(r.field("eval_index"))
     return None
 
 
-def search_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+def search_report(rows: list[Row], out_dir: Path) -> list[str]:
     rows = _reward_rows(rows)
     if not rows:
         return []
@@ -68,7 +64,7 @@ def search_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
     return [s + "\n" for s in sections if s]
 
 
-def _top_table(best: list[dict[str, Any]], k: int = 20) -> str:
+def _top_table(best: list[Row], k: int = 20) -> str:
     lines = [
         f"### Search: top {min(k, len(best))} candidates",
         "",
@@ -77,19 +73,19 @@ def _top_table(best: list[dict[str, Any]], k: int = 20) -> str:
     ]
     for i, r in enumerate(best[:k], 1):
         lines.append(
-            f"| {i} | `{r['activation']}` | {_fmt(r['value'])} | {_x(r, 'strategy')} | "
-            f"{_x(r, 'core_units')} | {_x(r, 'eval_index')} | {r.get('run')} |"
+            f"| {i} | `{r['activation']}` | {_fmt(r['value'])} | {r.field('strategy')} | "
+            f"{r.field('core_units')} | {r.field('eval_index')} | {r.get('run')} |"
         )
     return "\n".join(lines)
 
 
-def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
+def _curves(units: dict[tuple, list[Row]], out_dir: Path) -> str:
     exhaustive = {}
     for (_, _, strategy, _), urows in units.items():
         if strategy == "exhaustive":
             # Failed candidates are part of the table, with the minimum reward 0.
             vals = [r["value"] if r.get("status") == "ok" else 0.0 for r in urows]
-            exhaustive[_x(urows[0], "child_hash")] = (top_fraction_threshold(vals), len(urows))
+            exhaustive[urows[0].field("child_hash")] = (top_fraction_threshold(vals), len(urows))
     lines = [
         "### Search: reward vs evaluations",
         "",
@@ -107,7 +103,7 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
             best_so_far = max(best_so_far, v or 0.0)
             running.append(best_so_far)
         curves.append((str(strategy), running))
-        fresh = [r for r in urows if not _x(r, "reused")]
+        fresh = [r for r in urows if not r.field("reused")]
         bad = sum(r.get("status") != "ok" for r in urows)
         per_hour = "–"
         if len(fresh) > 1:
@@ -115,7 +111,7 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
             if span > 0:
                 per_hour = f"{(len(fresh) - 1) / span * 3600:.0f}"
         reach = "–"
-        ex = exhaustive.get(_x(urows[0], "child_hash"))
+        ex = exhaustive.get(urows[0].field("child_hash"))
         if ex is not None and strategy != "exhaustive":
             n = evals_to_reach(urows, ex[0])
             reach = str(n) if n is not None else f"not in {len(urows)}"
@@ -136,7 +132,7 @@ def _curves(units: dict[tuple, list[dict[str, Any]]], out_dir: Path) -> str:
     if reached:
         lines += [
             "",
-            "| strategy | units | reached the top 1% | evaluations needed (each seed) | median |",
+            "| strategy | search units | reached the top 1% | evaluations needed (each seed) | median |",
             "|---|---:|---:|---|---:|",
         ]
         for strategy, ns in sorted(reached.items()):
@@ -197,18 +193,18 @@ def _plot_curves(
     return name
 
 
-def _share(rows: list[dict[str, Any]], key: str) -> float:
-    return 100.0 * sum(bool(_x(r, key)) for r in rows) / max(1, len(rows))
+def _share(rows: list[Row], key: str) -> float:
+    return 100.0 * sum(bool(r.field(key)) for r in rows) / max(1, len(rows))
 
 
-def _mean(rows: list[dict[str, Any]]) -> float | None:
+def _mean(rows: list[Row]) -> float | None:
     vals = [r["value"] for r in rows if r.get("status") == "ok" and r.get("value") is not None]
     return sum(vals) / len(vals) if vals else None
 
 
-def _findings(rows: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
+def _findings(rows: list[Row], best: list[Row]) -> str:
     # One row per distinct function: its best ok row, else its first (failed) row.
-    by_act: dict[str, dict[str, Any]] = {function_key(r): r for r in best}
+    by_act: dict[str, Row] = {function_key(r): r for r in best}
     for r in rows:
         by_act.setdefault(function_key(r), r)
     everything = list(by_act.values())
@@ -222,9 +218,9 @@ def _findings(rows: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
         "| core units used | candidates | mean reward | best | in top | failed/diverged |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
-    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[int, list[Row]] = defaultdict(list)
     for r in everything:
-        groups[int(_x(r, "used_units", 1))].append(r)
+        groups[int(r.field("used_core_units", 1))].append(r)
     top_ids = {id(r) for r in top}
     for n in sorted(groups):
         g = groups[n]
@@ -243,8 +239,8 @@ def _findings(rows: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
         ("periodic", "uses a periodic function (sin, cos)"),
         ("division", "uses division x1/(x2+eps)"),
     ):
-        with_ = [r for r in everything if _x(r, key)]
-        without = [r for r in everything if not _x(r, key)]
+        with_ = [r for r in everything if r.field(key)]
+        without = [r for r in everything if not r.field(key)]
         lines.append(
             f"| {label} | {_share(top, key):.0f}% | {_share(everything, key):.0f}% | "
             f"{_fmt(_mean(with_))} | {_fmt(_mean(without))} |"

@@ -6,27 +6,25 @@ engine stays free of recipe and record details.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from search.config import SearchConfig, child_hash, strategy_options
 from search.dedup import analyse
 from search.engine import Engine, EngineSettings
 from search.executors import make_executor
 from search.journal import JOURNAL_FILE, Journal, Proposal
 from search.space import Space, SpaceError
 from search.strategies import make_strategy
-from search.task import SearchConfig, child_hash, strategy_options
 from workbench import records
 from workbench.schema import to_dict
-
-if TYPE_CHECKING:
-    from workbench.tasks.base import RunContext
+from workbench.tasks.base import RunContext
 
 PERIODIC = ("sin", "cos")
 
 
 def make_space(cfg: SearchConfig) -> Space:
     sp = cfg.space
-    return Space(sp.units, sp.unary, sp.binary, sp.eps)
+    return Space(sp.core_units, sp.unary, sp.binary, sp.eps)
 
 
 def load_reuse(cfg: SearchConfig, space: Space, chash: str) -> dict[str, dict[str, Any]]:
@@ -44,7 +42,7 @@ def load_reuse(cfg: SearchConfig, space: Space, chash: str) -> dict[str, dict[st
             key = analyse(space, extra["tokens"]).key
         except (KeyError, SpaceError):
             try:  # a candidate of another space: its tokens may not fit this one
-                key = analyse(Space(extra.get("space_units") or [1]), extra["tokens"]).key
+                key = analyse(Space(extra.get("space_core_units") or [1]), extra["tokens"]).key
             except (KeyError, SpaceError):
                 continue
         if key in out:
@@ -109,9 +107,9 @@ def run_search(cfg: SearchConfig, strategy_name: str, seed: int, ctx: RunContext
                 "proposal_index": p.idx,
                 "batch": p.batch,
                 "tokens": p.tokens,
-                "core_units": space.n_units_of(p.tokens),
-                "used_units": space.used_units(p.tokens),
-                "space_units": list(space.units),
+                "core_units": space.n_core_units_of(p.tokens),
+                "used_core_units": space.used_core_units(p.tokens),
+                "space_core_units": list(space.core_units),
                 "raw_x_final": space.raw_x_feeds_final(p.tokens),
                 "periodic": any(t in PERIODIC for t in p.tokens),
                 "division": "div" in p.tokens,

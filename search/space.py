@@ -303,8 +303,8 @@ class SpaceError(ValueError):
 class Slot:
     """One position of a token sequence: what it chooses and its allowed tokens."""
 
-    kind: str  # units | in | unary | binary
-    unit: int  # which core unit (-1 for the leading `units` slot)
+    kind: str  # core_units | in | unary | binary
+    unit: int  # which core unit (-1 for the leading `core_units` slot)
     choices: tuple[str, ...]
 
 
@@ -313,14 +313,14 @@ class Space:
 
     def __init__(
         self,
-        units: Sequence[int] = (1,),
+        core_units: Sequence[int] = (1,),
         unary: Sequence[str] | None = None,
         binary: Sequence[str] | None = None,
         eps: float = EPS,
     ):
-        self.units = tuple(sorted(set(int(u) for u in units)))
-        if not self.units or self.units[0] < 1:
-            raise SpaceError(f"units must be a list of integers >= 1, got {list(units)}")
+        self.core_units = tuple(sorted(set(int(u) for u in core_units)))
+        if not self.core_units or self.core_units[0] < 1:
+            raise SpaceError(f"core_units must be a list of integers >= 1, got {list(core_units)}")
         self.unary = tuple(unary) if unary else UNARY
         self.binary = tuple(binary) if binary else BINARY
         for name, given, known in (("unary", self.unary, UNARY), ("binary", self.binary, BINARY)):
@@ -332,14 +332,14 @@ class Space:
         self.eps = float(eps)
         self._u = _unary_table(self.eps)
         self._b = _binary_table(self.eps)
-        self.max_units = self.units[-1]
+        self.max_core_units = self.core_units[-1]
         self.slots = self._make_slots()
 
     def _make_slots(self) -> tuple[Slot, ...]:
         slots: list[Slot] = []
-        if len(self.units) > 1:
-            slots.append(Slot("units", -1, tuple(f"units={n}" for n in self.units)))
-        for i in range(self.max_units):
+        if len(self.core_units) > 1:
+            slots.append(Slot("core_units", -1, tuple(f"units={n}" for n in self.core_units)))
+        for i in range(self.max_core_units):
             if i > 0:
                 inputs = ("x",) + tuple(f"u{j}" for j in range(i))
                 slots += [Slot("in", i, inputs), Slot("in", i, inputs)]
@@ -347,30 +347,30 @@ class Space:
             slots.append(Slot("binary", i, self.binary))
         return tuple(slots)
 
-    def seq_len(self, n_units: int) -> int:
-        """Number of tokens of a candidate with n_units core units."""
-        return (1 if len(self.units) > 1 else 0) + 3 * n_units + 2 * (n_units - 1)
+    def seq_len(self, n_core_units: int) -> int:
+        """Number of tokens of a candidate with n_core_units core units."""
+        return (1 if len(self.core_units) > 1 else 0) + 3 * n_core_units + 2 * (n_core_units - 1)
 
-    def n_units_of(self, tokens: Sequence[str]) -> int:
-        if len(self.units) > 1:
+    def n_core_units_of(self, tokens: Sequence[str]) -> int:
+        if len(self.core_units) > 1:
             if not tokens or not str(tokens[0]).startswith("units="):
                 raise SpaceError(f"{list(tokens)} does not start with a units=N token")
             return int(str(tokens[0]).split("=")[1])
-        return self.units[0]
+        return self.core_units[0]
 
     def check(self, tokens: Sequence[str]) -> None:
-        n = self.n_units_of(tokens)
-        if n not in self.units or len(tokens) != self.seq_len(n):
+        n = self.n_core_units_of(tokens)
+        if n not in self.core_units or len(tokens) != self.seq_len(n):
             raise SpaceError(f"{list(tokens)} is not a candidate of this space")
         for tok, slot in zip(tokens, self.slots, strict=False):
             if tok not in slot.choices:
                 raise SpaceError(f"token {tok!r} not allowed at a {slot.kind} slot: {list(tokens)}")
 
-    def units_of(self, tokens: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
+    def core_units_of(self, tokens: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
         """Per unit: (in1, in2, unary1, unary2, binary)."""
         self.check(tokens)
-        n = self.n_units_of(tokens)
-        rest = list(tokens[1:] if len(self.units) > 1 else tokens)
+        n = self.n_core_units_of(tokens)
+        rest = list(tokens[1:] if len(self.core_units) > 1 else tokens)
         out = []
         for i in range(n):
             if i == 0:
@@ -382,7 +382,7 @@ class Space:
 
     def expr(self, tokens: Sequence[str]) -> Expr:
         outs: list[Expr] = []
-        for in1, in2, u1, u2, b in self.units_of(tokens):
+        for in1, in2, u1, u2, b in self.core_units_of(tokens):
             a1 = X if in1 == "x" else outs[int(in1[1:])]
             a2 = X if in2 == "x" else outs[int(in2[1:])]
             outs.append(self._b[b](self._u[u1](a1), self._u[u2](a2)))
@@ -392,13 +392,13 @@ class Space:
         """The candidate as a formula string (before the activations library's canonical())."""
         return to_formula(self.expr(tokens))
 
-    def used_units(self, tokens: Sequence[str]) -> int:
+    def used_core_units(self, tokens: Sequence[str]) -> int:
         """Core units the output actually depends on (earlier units may be left unused)."""
-        units = self.units_of(tokens)
-        used = {len(units) - 1}
-        for i in range(len(units) - 1, -1, -1):
+        cores = self.core_units_of(tokens)
+        used = {len(cores) - 1}
+        for i in range(len(cores) - 1, -1, -1):
             if i in used:
-                in1, in2, u1, u2, _ = units[i]
+                in1, in2, u1, u2, _ = cores[i]
                 for inp, un in ((in1, u1), (in2, u2)):
                     if inp != "x" and un != "beta":
                         used.add(int(inp[1:]))
@@ -406,25 +406,27 @@ class Space:
 
     def raw_x_feeds_final(self, tokens: Sequence[str]) -> bool:
         """Whether the preactivation x enters the final binary function unchanged."""
-        in1, in2, u1, u2, _ = self.units_of(tokens)[-1]
+        in1, in2, u1, u2, _ = self.core_units_of(tokens)[-1]
         return (in1 == "x" and u1 == "x") or (in2 == "x" and u2 == "x")
 
-    def raw_count(self, n_units: int | None = None) -> int:
+    def raw_count(self, n_core_units: int | None = None) -> int:
         """How many token sequences the space holds (for one unit count, or all)."""
         counts = {}
-        for n in self.units:
+        for n in self.core_units:
             c = 1
             for s in self.slots[: self.seq_len(n)]:
-                if s.kind != "units":
+                if s.kind != "core_units":
                     c *= len(s.choices)
             counts[n] = c
-        return counts[n_units] if n_units is not None else sum(counts.values())
+        return counts[n_core_units] if n_core_units is not None else sum(counts.values())
 
-    def enumerate(self, n_units: int) -> Iterator[list[str]]:
-        """Every token sequence with n_units core units, in a fixed order."""
-        if n_units not in self.units:
-            raise SpaceError(f"{n_units} core units is not in this space's units {self.units}")
-        head = [f"units={n_units}"] if len(self.units) > 1 else []
-        slots = [s for s in self.slots[: self.seq_len(n_units)] if s.kind != "units"]
+    def enumerate(self, n_core_units: int) -> Iterator[list[str]]:
+        """Every token sequence with n_core_units core units, in a fixed order."""
+        if n_core_units not in self.core_units:
+            raise SpaceError(
+                f"{n_core_units} core units is not in this space's units {self.core_units}"
+            )
+        head = [f"units={n_core_units}"] if len(self.core_units) > 1 else []
+        slots = [s for s in self.slots[: self.seq_len(n_core_units)] if s.kind != "units"]
         for combo in product(*(s.choices for s in slots)):
             yield head + list(combo)

@@ -11,15 +11,15 @@ import pytest
 
 from search.child import evaluate_candidate
 from search.journal import JOURNAL_FILE, Journal
+from search.ranking import best_by_activation
 from search.report import evals_to_reach, search_report, top_fraction_threshold
-from search.task import best_by_activation
 from workbench import records
 from workbench.activations import check_spec
 from workbench.recipe import build_recipe
 from workbench.runner import execute
 
 SMALL_SPACE = {
-    "units": [1],
+    "core_units": [1],
     "unary": ["x", "neg", "abs", "square", "exp", "sin", "tanh", "sigmoid", "relu", "beta"],
     "binary": ["add", "mul", "max", "sigmoid_mul"],
 }
@@ -102,7 +102,7 @@ def test_search_writes_one_row_per_evaluation_and_top_json(ppo_run):
 
 
 def test_top_json_feeds_an_activation_list(ppo_run):
-    from workbench.recipe import read_top
+    from workbench.topfile import read_top
 
     out, _, rows = ppo_run
     assert read_top(out, 3) == [r["activation"] for r in best_by_activation(rows)][:3]

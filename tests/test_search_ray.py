@@ -15,7 +15,7 @@ RECIPE = {
     "seeds": [0],
     "device": "cpu",
     "space": {
-        "units": [1],
+        "core_units": [1],
         "unary": ["x", "neg", "sin", "tanh", "sigmoid"],
         "binary": ["add", "mul", "max"],
     },

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from search.task import SearchConfig
+from search.config import SearchConfig
 from workbench.recipe import build_recipe, load_recipe
 from workbench.schema import RecipeError
 
@@ -54,10 +54,10 @@ def test_quickstart_search_fits_its_time_budget_estimate():
     "change, where, message",
     [
         ({"strategy": "hillclimb"}, "strategy", "unknown strategy"),
-        ({"space": {"units": [1], "unary": ["x", "cot"]}}, "space.unary", "unknown function"),
+        ({"space": {"core_units": [1], "unary": ["x", "cot"]}}, "space.unary", "unknown function"),
         ({"budget": 0}, "budget", "at least 1"),
         (
-            {"strategy": "exhaustive", "space": {"units": [1, 2]}},
+            {"strategy": "exhaustive", "space": {"core_units": [1, 2]}},
             "strategy",
             "exhaustive search over",
         ),

@@ -25,7 +25,7 @@ RECIPE = {
     "seeds": [0],
     "device": "cpu",
     "space": {
-        "units": [1, 2],
+        "core_units": [1, 2],
         "unary": ["x", "neg", "abs", "square", "exp", "sin", "tanh", "sigmoid", "relu", "beta"],
         "binary": ["add", "mul", "max", "sigmoid_mul"],
     },

@@ -18,7 +18,7 @@ def test_paper_tables_and_raw_counts():
     one = Space()
     assert one.raw_count(1) == 25 * 25 * 10
     assert sum(1 for _ in one.enumerate(1)) == 6250
-    two = Space(units=[1, 2])
+    two = Space(core_units=[1, 2])
     # unit 2 picks each input from {x, u0}: 2 * 2 * 25 * 25 * 10 choices on top of unit 1's.
     assert two.raw_count(2) == 6250 * (2 * 2 * 6250)
     assert two.raw_count() == 6250 + 6250 * 25000
@@ -54,12 +54,12 @@ def test_formula_strings_are_canonical(tokens, formula):
 
 
 def test_multi_unit_formula_and_structure():
-    sp = Space(units=[1, 2])
+    sp = Space(core_units=[1, 2])
     toks = ["units=2", "x", "x", "mul", "u0", "x", "tanh", "x", "add"]
     assert sp.formula(toks) == "tanh(x * x) + x"
-    assert sp.used_units(toks) == 2 and sp.raw_x_feeds_final(toks)
+    assert sp.used_core_units(toks) == 2 and sp.raw_x_feeds_final(toks)
     unused = ["units=2", "sin", "cos", "add", "x", "x", "x", "sigmoid", "mul"]
-    assert sp.used_units(unused) == 1
+    assert sp.used_core_units(unused) == 1
     assert analyse(sp, unused).key == analyse(sp, ["units=1", "x", "sigmoid", "mul"]).key
 
 

@@ -11,7 +11,7 @@ from search.dedup import distinct_candidates
 from search.space import Space
 from search.strategies import STRATEGIES, make_strategy
 
-SPACE = Space(units=[1, 2])
+SPACE = Space(core_units=[1, 2])
 
 
 def toy_reward(tokens: list[str]) -> float:

@@ -19,18 +19,19 @@ sections (validated against the task's `config_class`; see `workbench.schema`). 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from workbench.activations import check_spec
 from workbench.schema import RecipeError, from_dict
+from workbench.tasks import available, get_task
 from workbench.tasks.base import ActivationRef, Recipe
+from workbench.topfile import read_top, top_path
 
 COMMON_KEYS = ("task", "description", "extends", "activations", "seeds", "device")
-TOP_FILE = "top.json"
 
 
 @dataclass
@@ -141,16 +142,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def read_top(source: Path, k: int) -> list[str]:
-    """The top-k specs from a search run directory's top.json."""
-    top = source / TOP_FILE if source.is_dir() else source
-    if not top.exists():
-        raise FileNotFoundError(f"{top} does not exist (has that search run finished?)")
-    data = json.loads(top.read_text())
-    specs = [c["spec"] for c in data.get("candidates", [])]
-    return specs[:k]
-
-
 def resolve_activations(
     entries: list[str | ActivationRef],
     file: str | None,
@@ -158,8 +149,6 @@ def resolve_activations(
     defer: bool = False,
 ) -> tuple[list[str], list[ActivationRef]]:
     """Spec strings checked and normalised; refs read from top.json (or kept pending if deferred)."""
-    from workbench.activations import check_spec
-
     specs: list[str] = []
     pending: list[ActivationRef] = []
     step_dirs = step_dirs or {}
@@ -170,7 +159,7 @@ def resolve_activations(
                 raise RecipeError("top must be at least 1", path=f"{path}.top", file=file)
             in_chain = entry.of in step_dirs
             source = step_dirs.get(entry.of, Path(entry.of))
-            if not (source / TOP_FILE).exists() and (defer or in_chain):
+            if not top_path(source).exists() and (defer or in_chain):
                 pending.append(entry)
                 continue
             try:
@@ -197,17 +186,16 @@ def build_recipe(
     defer: bool = False,
 ) -> Recipe:
     """Validate a merged raw mapping into a Recipe (common keys + the task's config)."""
-    from workbench.tasks import TASKS, get_task
-
     file = str(file) if file is not None else None
+    tasks = available()
     try:
         if "task" not in data:
             raise RecipeError(
-                f"missing required key (one of: {', '.join(sorted(TASKS))})", path="task"
+                f"missing required key (one of: {', '.join(sorted(tasks))})", path="task"
             )
-        if data["task"] not in TASKS:
+        if data["task"] not in tasks:
             raise RecipeError(
-                f"unknown task {data['task']!r}; known tasks: {', '.join(sorted(TASKS))}",
+                f"unknown task {data['task']!r}; known tasks: {', '.join(sorted(tasks))}",
                 path="task",
             )
         task = get_task(data["task"])

@@ -10,6 +10,11 @@ one row. Reports read rows, never logs. Design choices:
 - Rows are flat dicts with a fixed core (`ROW_FIELDS`) plus free-form `hparams` and `extra`.
   Versions and a signature (what produced the number) ride on every row so a copied row is still
   reproducible on its own.
+- One row type, `Row`: a dict (exactly the JSON written) with typed accessors for the core fields
+  and `Row.field(name)`, which finds a field at the top level or under `extra`. Every reader uses
+  it, so where a field lives is decided here once.
+- Renamed fields keep reading: `FIELD_ALIASES` maps an old name under `extra` to its new one, and
+  rows are upgraded as they are read (old `results.jsonl` files are never rewritten).
 """
 
 from __future__ import annotations
@@ -48,6 +53,93 @@ ROW_FIELDS = (
 )
 
 
+# Old field name under `extra` -> its current name. The search's "core units" (the paper's
+# b(u1(x1), u2(x2))) were once written `*_units`, a word the runner uses for its work items.
+FIELD_ALIASES = {
+    "space_units": "space_core_units",
+    "used_units": "used_core_units",
+}
+
+
+class Row(dict[str, Any]):
+    """One results.jsonl row: the JSON object as written, with typed accessors.
+
+    A dict subclass so a row serialises unchanged and old code that indexes it keeps working;
+    the accessors are the one place that knows which field may sit under `extra`.
+    """
+
+    def field(self, name: str, default: Any = None) -> Any:
+        """A field from the top level, else from `extra`, else `default`."""
+        if name in self:
+            return self[name]
+        return self.extra.get(name, default)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return self.get("extra") or {}
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return self.get("hparams") or {}
+
+    @property
+    def task(self) -> str | None:
+        return self.get("task")
+
+    @property
+    def kind(self) -> str:
+        return self.get("kind", "metric")
+
+    @property
+    def run(self) -> str | None:
+        return self.get("run")
+
+    @property
+    def unit(self) -> str | None:
+        return self.get("unit")
+
+    @property
+    def activation(self) -> str | None:
+        return self.get("activation")
+
+    @property
+    def model(self) -> str | None:
+        return self.get("model")
+
+    @property
+    def dataset(self) -> str | None:
+        return self.get("dataset")
+
+    @property
+    def seed(self) -> int | None:
+        return self.get("seed")
+
+    @property
+    def metric(self) -> str | None:
+        return self.get("metric")
+
+    @property
+    def split(self) -> str | None:
+        return self.get("split")
+
+    @property
+    def value(self) -> float | None:
+        return self.get("value")
+
+    @property
+    def status(self) -> str | None:
+        return self.get("status")
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> Row:
+        """A row read from disk, with renamed `extra` fields under their current names."""
+        row = cls(data)
+        extra = row.get("extra")
+        if isinstance(extra, dict) and any(old in extra for old in FIELD_ALIASES):
+            row["extra"] = {FIELD_ALIASES.get(k, k): v for k, v in extra.items()}
+        return row
+
+
 def _clean(value: Any) -> Any:
     """Make a value JSON-safe: NaN/Inf become None (JSON has no NaN), tuples become lists."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -66,7 +158,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def make_row(**fields: Any) -> dict[str, Any]:
+def make_row(**fields: Any) -> Row:
     """Build a row: known fields at the top level, unknown ones folded into `extra`."""
     row: dict[str, Any] = {"time": round(time.time(), 3), "kind": "metric"}
     extra = dict(fields.pop("extra", None) or {})
@@ -77,7 +169,7 @@ def make_row(**fields: Any) -> dict[str, Any]:
             extra[key] = value
     if extra:
         row["extra"] = extra
-    return _clean(row)
+    return Row(_clean(row))
 
 
 def append_row(run_dir: str | Path, row: dict[str, Any]) -> None:
@@ -102,14 +194,14 @@ def append_row(run_dir: str | Path, row: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def record(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
+def record(run_dir: str | Path, **fields: Any) -> Row:
     """Make a row from keyword fields and append it; returns the row written."""
     row = make_row(**fields)
     append_row(run_dir, row)
     return row
 
 
-def iter_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+def iter_rows(path: str | Path) -> Iterator[Row]:
     """Rows of one results.jsonl (or of `<dir>/results.jsonl`); torn lines are skipped."""
     path = Path(path)
     if path.is_dir():
@@ -127,14 +219,14 @@ def iter_rows(path: str | Path) -> Iterator[dict[str, Any]]:
                 warnings.warn(f"{path}:{lineno}: skipping a torn or malformed row", stacklevel=2)
                 continue
             if isinstance(row, dict):
-                yield row
+                yield Row.upgrade(row)
 
 
-def read_rows(paths: Iterable[str | Path] | str | Path) -> list[dict[str, Any]]:
+def read_rows(paths: Iterable[str | Path] | str | Path) -> list[Row]:
     """All rows of one or several run directories (or results.jsonl files)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     for p in paths:
         rows.extend(iter_rows(p))
     return rows

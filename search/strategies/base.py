@@ -60,9 +60,9 @@ class Strategy:
         """A uniformly random token sequence (the unit count first, then each slot)."""
         slots = self.space.slots
         tokens: list[str] = []
-        if slots[0].kind == "units":
+        if slots[0].kind == "core_units":
             tokens.append(slots[0].choices[int(self.rng.integers(len(slots[0].choices)))])
-        n = self.space.n_units_of(tokens)
+        n = self.space.n_core_units_of(tokens)
         for slot in slots[len(tokens) : self.space.seq_len(n)]:
             tokens.append(slot.choices[int(self.rng.integers(len(slot.choices)))])
         return tokens

@@ -29,11 +29,11 @@ class Controller(nn.Module):
         self.embed = nn.Embedding(sum(sizes), embed)
         self.cell = nn.LSTMCell(embed, hidden)
         self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in sizes)
-        # The units slot decides each sequence's length; its choices are unit counts.
-        self.unit_counts = list(space.units)
+        # The core_units slot decides each sequence's length; its choices are unit counts.
+        self.unit_counts = list(space.core_units)
 
     def _lengths(self, idx0: torch.Tensor) -> torch.Tensor:
-        if self.space.slots[0].kind != "units":
+        if self.space.slots[0].kind != "core_units":
             return torch.full_like(idx0, self.space.seq_len(self.unit_counts[0]))
         lens = torch.tensor([self.space.seq_len(n) for n in self.unit_counts])
         return lens[idx0]

@@ -52,8 +52,8 @@ class Evolution(Strategy):
             if choices:
                 break
         tokens[pos] = choices[int(self.rng.integers(len(choices)))]
-        if slots[pos].kind == "units":
-            n = self.space.n_units_of(tokens)
+        if slots[pos].kind == "core_units":
+            n = self.space.n_core_units_of(tokens)
             length = self.space.seq_len(n)
             tokens = tokens[:length]
             for slot in slots[len(tokens) : length]:

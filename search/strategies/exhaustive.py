@@ -27,7 +27,7 @@ class Exhaustive(Strategy):
                 f"candidates (limit {MAX_RAW:,}): use one core unit or fewer functions"
             )
         self.pool: list[list[str]] = []
-        for n in space.units:
+        for n in space.core_units:
             cands, _ = distinct_candidates(space, space.enumerate(n))
             self.pool += [c.tokens for c in cands]
         self.cursor = 0

@@ -33,12 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from workbench.cli import UserError
     from workbench.report import build_report
+    from workbench.tasks import report_sections
 
     for d in args.run_dirs:
         if not d.exists():
             raise UserError(f"{d}: no such run directory")
     out = args.out or args.run_dirs[0] / "report"
-    report = build_report(args.run_dirs, out, versus=args.versus, tie=args.tie)
+    report = build_report(
+        args.run_dirs,
+        out,
+        versus=args.versus,
+        tie=args.tie,
+        task_sections=report_sections,
+    )
     print(report.markdown)
     print(
         f"written: {', '.join(str(f) for f in report.files[:3])}"

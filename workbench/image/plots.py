@@ -18,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from workbench.records import Row
+
 
 def _plt():
     import matplotlib
@@ -37,13 +39,9 @@ def _natural(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _extra(row: dict[str, Any], key: str) -> Any:
-    return (row.get("extra") or {}).get(key)
-
-
-def latest_metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_metric_rows(rows: list[Row]) -> list[Row]:
     """Accuracy rows with a value, the latest per (unit, split) (a rerun replaces a failure)."""
-    latest: dict[tuple, dict[str, Any]] = {}
+    latest: dict[tuple, Row] = {}
     for r in rows:
         if r.get("kind", "metric") != "metric" or r.get("metric") != "accuracy":
             continue
@@ -51,19 +49,19 @@ def latest_metric_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in latest.values() if r.get("value") is not None]
 
 
-def _groups(rows: list[dict[str, Any]], split: str) -> dict[tuple, list[dict[str, Any]]]:
-    out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+def _groups(rows: list[Row], split: str) -> dict[tuple, list[Row]]:
+    out: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
         if r.get("split") == split:
             out[(r.get("dataset"), r.get("model"))].append(r)
     return out
 
 
-def _order(rows: list[dict[str, Any]]) -> list[str]:
+def _order(rows: list[Row]) -> list[str]:
     return list(dict.fromkeys(r.get("activation") for r in rows))
 
 
-def accuracy_plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
+def accuracy_plot(rows: list[Row], path: Path, title: str) -> Path:
     """Each seed a dot, the median a bar, per activation."""
     plt = _plt()
     acts = _order(rows)
@@ -87,12 +85,12 @@ def accuracy_plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     return path
 
 
-def throughput_section(rows: list[dict[str, Any]]) -> str:
+def throughput_section(rows: list[Row]) -> str:
     """Markdown: median images/s per (model, activation), relative to relu on the same model."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
-        if r.get("split") == "test" and _extra(r, "images_per_s"):
-            key = (r.get("dataset"), r.get("model"), _extra(r, "device"), _extra(r, "threads"))
+        if r.get("split") == "test" and r.field("images_per_s"):
+            key = (r.get("dataset"), r.get("model"), r.field("device"), r.field("threads"))
             groups[key].append(r)
     if not groups:
         return ""
@@ -104,20 +102,20 @@ def throughput_section(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, model, device, threads), rs in groups.items():
-        per_act: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        per_act: dict[str, list[Row]] = defaultdict(list)
         for r in rs:
             per_act[r.get("activation")].append(r)
         speed = {
-            a: statistics.median(_extra(r, "images_per_s") for r in v) for a, v in per_act.items()
+            a: statistics.median(r.field("images_per_s") for r in v) for a, v in per_act.items()
         }
         base = speed.get("relu")
         for act, v in per_act.items():
             rel = f"{speed[act] / base:.2f}×" if base else "—"
-            walls = [_extra(r, "wall_s") for r in v if _extra(r, "wall_s") is not None]
+            walls = [r.field("wall_s") for r in v if r.field("wall_s") is not None]
             wall = f"{statistics.median(walls):.0f}" if walls else "—"
             lines.append(
                 f"| {dataset} | {model} | {device} ({threads}) | `{act}` | {speed[act]:.0f} | "
-                f"{rel} | {_extra(v[0], 'params') or '—'} | {wall} | {len(v)} |"
+                f"{rel} | {v[0].field('params') or '—'} | {wall} | {len(v)} |"
             )
     lines += [
         "",
@@ -128,11 +126,11 @@ def throughput_section(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def beta_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
+def beta_section(rows: list[Row], out_dir: Path) -> str:
     """Learned activation parameters per layer: a histogram and per-layer box plot per group."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
-        if r.get("split") == "test" and _extra(r, "activation_params"):
+        if r.get("split") == "test" and r.field("activation_params"):
             groups[(r.get("dataset"), r.get("model"), r.get("activation"))].append(r)
     if not groups:
         return ""
@@ -147,7 +145,7 @@ def beta_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
     for (dataset, model, act), rs in groups.items():
         by_param: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in rs:
-            for site, params in _extra(r, "activation_params").items():
+            for site, params in r.field("activation_params").items():
                 for pname, values in params.items():
                     by_param[pname][site].extend(values)
         for pname, sites in by_param.items():
@@ -181,11 +179,11 @@ def beta_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def preact_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
+def preact_section(rows: list[Row], out_dir: Path) -> str:
     """Pre-activation distributions per activation (summed over seeds), negative bump shaded."""
-    groups: dict[tuple, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        hist = _extra(r, "preact_hist")
+        hist = r.field("preact_hist")
         if r.get("split") == "test" and hist and hist.get("total"):
             groups[(r.get("dataset"), r.get("model"))][r.get("activation")].append(hist)
     if not groups:
@@ -229,7 +227,7 @@ def preact_section(rows: list[dict[str, Any]], out_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def image_report(rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+def image_report(rows: list[Row], out_dir: Path) -> list[str]:
     """The image task's Markdown sections (figures saved under out_dir)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,22 +1,29 @@
 """`workbench report`: Markdown and CSV tables (and plots) from the rows of one or more runs.
 
-Generic tables come from `workbench.report.tables`; each task may add its own sections through
-`Task.report(rows, out_dir)` (the search's top-k table and curves, the image task's β
-histograms). A task section that fails is reported as failed instead of sinking the report.
+Generic tables come from `workbench.report.tables`; each task may add its own sections (the
+search's top-k table and curves, the image task's β histograms) through the `task_sections`
+callable the caller passes in (the CLI asks the task registry), so this layer never imports the
+tasks above it. A task section that fails is reported as failed instead of sinking the report.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.activations import list_activations
+from workbench.records import Row
 from workbench.report import rows as rows_mod
 from workbench.report.plots import plot_table
 from workbench.report.tables import Table, model_tables, split_tables, win_tie_loss
 
 log = logging.getLogger("workbench.report")
+
+# (task name, that task's rows, output directory) -> the task's Markdown sections.
+TaskSections = Callable[[str, list[Row], Path], list[str]]
 
 
 @dataclass
@@ -27,8 +34,6 @@ class Report:
 
 
 def _candidates(tables: list[Table], versus: list[str] | None) -> tuple[list[str], list[str]]:
-    from workbench.activations import list_activations
-
     registered = set(list_activations())
     acts = list(dict.fromkeys(a for t in tables for a in t.rows))
     if versus:
@@ -41,10 +46,12 @@ def _candidates(tables: list[Table], versus: list[str] | None) -> tuple[list[str
 
 
 def build_report(
-    run_dirs: list[Path], out_dir: Path, versus: list[str] | None = None, tie: float = 0.1
+    run_dirs: list[Path],
+    out_dir: Path,
+    versus: list[str] | None = None,
+    tie: float = 0.1,
+    task_sections: TaskSections | None = None,
 ) -> Report:
-    from workbench.tasks import get_task
-
     all_rows = rows_mod.load_all(run_dirs)  # read once: tables and task sections share them
     data = rows_mod.summarise(all_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,12 +96,14 @@ def build_report(
         for t in tables:
             w.writerows(t.long_rows())
     files.append(long_path)
-    for task_name in dict.fromkeys(r.get("task") for r in all_rows if r.get("task")):
+    tasks = dict.fromkeys(r.task for r in all_rows if r.task) if task_sections else {}
+    for task_name in tasks:
         if task_name in ("chain",):
             continue
         try:
-            sections = get_task(task_name).report(
-                [r for r in all_rows if r.get("task") == task_name], out_dir
+            assert task_sections is not None
+            sections = task_sections(
+                task_name, [r for r in all_rows if r.task == task_name], out_dir
             )
         except Exception as exc:  # one task's extras must not sink the whole report
             log.warning("the %s report section failed: %s", task_name, exc)

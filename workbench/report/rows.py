@@ -15,9 +15,9 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from workbench import records
+from workbench.records import Row
 
 LOWER_IS_BETTER = {"loss", "perplexity", "ppl", "error", "wer", "ter"}
 DEV_SPLITS = {"val", "valid", "validation", "dev"}
@@ -36,16 +36,12 @@ def run_files(run_dirs: list[Path]) -> list[Path]:
     return files
 
 
-def extra(row: dict[str, Any], key: str, default: Any = None) -> Any:
-    return row.get(key, (row.get("extra") or {}).get(key, default))
-
-
-def _group_key(row: dict[str, Any]) -> tuple:
+def _group_key(row: Row) -> tuple:
     """One measurement series: what was trained and scored, less the split and the settings."""
     return tuple(row.get(k) for k in ("task", "model", "dataset", "activation", "seed", "metric"))
 
 
-def hkey(row: dict[str, Any]) -> str:
+def hkey(row: Row) -> str:
     return json.dumps(row.get("hparams") or {}, sort_keys=True)
 
 
@@ -57,8 +53,8 @@ def better(metric: str | None, a: float, b: float) -> bool:
 class Rows:
     """A run's rows, split into metric rows (after selection) and unit statuses."""
 
-    metrics: list[dict[str, Any]]
-    units: dict[str, dict[str, Any]]  # unit id -> latest status row
+    metrics: list[Row]
+    units: dict[str, Row]  # unit id -> latest status row
     dev_splits: set[str] = field(default_factory=set)
 
     def incomplete(self, task: str, model: str | None, activation: str) -> list[str]:
@@ -74,9 +70,9 @@ class Rows:
         return out
 
 
-def load_all(run_dirs: list[Path]) -> list[dict[str, Any]]:
+def load_all(run_dirs: list[Path]) -> list[Row]:
     """Every row of the runs, unfiltered (task report sections read these)."""
-    out: list[dict[str, Any]] = []
+    out: list[Row] = []
     for path in run_files(run_dirs):
         out.extend(records.iter_rows(path))
     return out
@@ -86,10 +82,10 @@ def load(run_dirs: list[Path]) -> Rows:
     return summarise(load_all(run_dirs))
 
 
-def summarise(all_rows: list[dict[str, Any]]) -> Rows:
+def summarise(all_rows: list[Row]) -> Rows:
     """Split rows into unit statuses and metric rows (latest per measurement, dev-selected)."""
-    units: dict[str, dict[str, Any]] = {}
-    measured: dict[tuple, dict[str, Any]] = {}
+    units: dict[str, Row] = {}
+    measured: dict[tuple, Row] = {}
     for row in all_rows:
         if row.get("kind") == "unit":
             units[f"{row.get('run')}/{row.get('unit')}"] = row
@@ -102,15 +98,15 @@ def summarise(all_rows: list[dict[str, Any]]) -> Rows:
     return Rows(metrics=metrics, units=units, dev_splits=dev)
 
 
-def select(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[str]]:
+def select(rows: list[Row]) -> tuple[list[Row], set[str]]:
     """Keep, per sweep, the hyper-parameters with the best value on the dev split."""
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple, list[Row]] = defaultdict(list)
     dev_splits: set[str] = set()
     for row in rows:
         groups[_group_key(row)].append(row)
-    kept: list[dict[str, Any]] = []
+    kept: list[Row] = []
     for group in groups.values():
-        selectors = {extra(r, "select_by") for r in group} - {None}
+        selectors = {r.field("select_by") for r in group} - {None}
         settings = {hkey(r) for r in group}
         if not selectors:
             kept.extend(group)

@@ -9,26 +9,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from statistics import mean
-from typing import Any
+
+from workbench.records import Row
 
 
-def _extra(row: dict[str, Any], key: str) -> Any:
-    return row.get(key, (row.get("extra") or {}).get(key))
-
-
-def speed_section(rows: list[dict[str, Any]]) -> str:
-    units: dict[str, dict[str, Any]] = {}
+def speed_section(rows: list[Row]) -> str:
+    units: dict[str, Row] = {}
     for r in rows:
         if r.get("task") == "translation" and r.get("metric") == "bleu" and r.get("unit"):
             units[r["unit"]] = r  # one row per unit is enough: these fields are per unit
     if not units:
         return ""
-    groups: dict[tuple, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for r in units.values():
         groups[(r.get("model"), r.get("dataset"))][r.get("activation")].append(r)
     out = []
     for (model, dataset), by_act in groups.items():
-        relu = [_extra(r, "train_words_per_s") for r in by_act.get("relu", [])]
+        relu = [r.field("train_words_per_s") for r in by_act.get("relu", [])]
         relu = [w for w in relu if w]
         base = mean(relu) if relu else None
         lines = [
@@ -38,13 +35,13 @@ def speed_section(rows: list[dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for act, group in by_act.items():
-            wps = [w for w in (_extra(r, "train_words_per_s") for r in group) if w]
+            wps = [w for w in (r.field("train_words_per_s") for r in group) if w]
             w = mean(wps) if wps else None
             ratio = f"{w / base:.2f}" if w and base else "-"
-            params = _extra(group[0], "params")
-            wall = mean(_extra(r, "wall_s") or 0 for r in group) / 60
+            params = group[0].field("params")
+            wall = mean(r.field("wall_s") or 0 for r in group) / 60
             updates = ",".join(str((r.get("hparams") or {}).get("updates")) for r in group)
-            learned = _learned_text(_extra(group[0], "learned") or {})
+            learned = _learned_text(group[0].field("learned") or {})
             lines.append(
                 f"| `{act}` | {w:.0f} | {ratio} | {params:,} | {wall:.1f} | {updates} | {learned} |"
                 if w and params
