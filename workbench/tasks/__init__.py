@@ -1,28 +1,49 @@
-"""Task registry: recipe `task:` names to the class that runs them.
+"""Task registry: a recipe's `task:` name to the class that runs it.
 
-Entries are import strings, resolved only when a recipe names the task, so `workbench` imports
-no task's heavy dependencies (fairseq, ray) until it runs that task, and imports the `search`
-package only when dispatching a search recipe.
+The workbench's own tasks are listed here as import strings. Other packages add tasks through the
+`workbench.tasks` entry-point group (the search package registers `search` in pyproject.toml), so
+the workbench never names a package that sits above it. Design choices:
+
+- Entries are resolved only when a recipe names the task: `workbench --help`, a report or a toy
+  run never imports fairseq, Ray or the search engine.
+- A built-in name cannot be shadowed by an entry point: the workbench's meaning of `image` is
+  the one its recipes were validated against.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
 
+from workbench.records import Row
 from workbench.tasks.base import Task
 
-TASKS: dict[str, str] = {
+ENTRY_POINT_GROUP = "workbench.tasks"
+
+BUILTIN: dict[str, str] = {
     "toy": "workbench.tasks.toy:ToyTask",
     "chain": "workbench.tasks.chain:ChainTask",
-    "translation": "workbench.translation.task:TranslationTask",
-    "image": "workbench.image.task:ImageTask",
-    "search": "search.task:SearchTask",
+    "translation": "workbench.tasks.translation:TranslationTask",
+    "image": "workbench.tasks.image:ImageTask",
 }
+
+
+def available() -> dict[str, str]:
+    """Every known task name and the `module:Class` that implements it."""
+    found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {**found, **BUILTIN}
 
 
 def get_task(name: str) -> Task:
     """The task instance for a recipe's `task:` name; KeyError lists the known ones."""
-    if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    module, _, cls = TASKS[name].partition(":")
+    known = available()
+    if name not in known:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(known))}")
+    module, _, cls = known[name].partition(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def report_sections(name: str, rows: list[Row], out_dir: Path) -> list[str]:
+    """Task `name`'s own report sections (`workbench.report.build_report`'s `task_sections`)."""
+    return get_task(name).report(rows, out_dir)

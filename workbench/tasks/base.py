@@ -10,7 +10,14 @@ finished units, logging and status rows. Design choices:
 - Resume inside a unit is the task's job: it keeps checkpoints in `ctx.unit_dir` and continues
   from them when `run_unit` is called again for an interrupted unit.
 - A task raises `UnitFailed` (or any exception) for a failed unit; the runner records it and goes
-  on, so one diverging candidate never loses the others.
+  on, so one diverging candidate never loses the others. The row's status is the exception's
+  `status` attribute when it has one ("diverged"), so libraries below the runner (image training)
+  report their own failure kinds without importing this module.
+- What every row of a unit says about what was trained (activation, seed, model, dataset) is
+  declared by the task as `Unit.tags`, not read out of the unit's key by name.
+- Typed: `Recipe[C]` carries the task's own config dataclass `C`; rows are `records.Row`.
+- The chain task runs other recipes through `RunContext.run_recipe`, a callable the runner
+  injects, so no task imports the runner that imports the tasks.
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from workbench import records
 from workbench.envinfo import versions
+from workbench.schema import to_dict
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -41,11 +52,11 @@ class ActivationRef:
 
 
 @dataclass
-class Recipe:
+class Recipe(Generic[C]):
     """A validated recipe: the keys every task shares plus the task's own config dataclass."""
 
     task: str
-    config: Any  # the task's `config_class` instance
+    config: C  # the task's `config_class` instance
     description: str = ""
     activations: list[str] = field(default_factory=list)  # resolved spec strings
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -55,6 +66,19 @@ class Recipe:
     raw: dict[str, Any] = field(default_factory=dict)  # resolved YAML (after extends/--set)
 
 
+@dataclass(frozen=True)
+class Tags:
+    """What a unit trained, copied onto every row it writes (None: not applicable)."""
+
+    activation: str | None = None
+    seed: int | None = None
+    model: str | None = None
+    dataset: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 @dataclass
 class Unit:
     """One independent piece of work. `key` must be JSON-able and identify it within the recipe."""
@@ -62,11 +86,10 @@ class Unit:
     key: dict[str, Any]
     label: str
     cost_s: float = 0.0  # rough expected wall time on this machine, for --dry-run
+    tags: Tags = field(default_factory=Tags)
 
     def id_for(self, recipe: Recipe, ignore: tuple[str, ...] = ()) -> str:
         """Stable id from the unit's key and the task config, less `ignore`d top-level keys."""
-        from workbench.schema import to_dict
-
         config = {k: v for k, v in to_dict(recipe.config).items() if k not in ignore}
         blob = json.dumps(
             {"task": recipe.task, "config": config, "key": self.key}, sort_keys=True, default=str
@@ -81,10 +104,15 @@ class Unit:
 class UnitFailed(Exception):
     """Raised by a task when a unit cannot produce its numbers (divergence, bad data...).
 
-    Subclasses may set `status` (e.g. "diverged"); the runner records it on the unit's row.
+    Subclasses may set `status` (e.g. "diverged"); the runner records it on the unit's row. Any
+    exception with a string `status` attribute is recorded the same way.
     """
 
     status = "failed"
+
+
+# Runs a recipe into a run directory and returns the exit code (0: every unit done).
+RunRecipe = Callable[[Recipe, Path], int]
 
 
 @dataclass
@@ -97,9 +125,10 @@ class RunContext:
     task: str
     device: str
     log: logging.Logger
-    defaults: dict[str, Any] = field(default_factory=dict)  # activation, seed... for every row
+    defaults: dict[str, Any] = field(default_factory=dict)  # the unit's Tags, for every row
+    run_recipe: RunRecipe | None = None  # injected by the runner (the chain task needs it)
 
-    def record(self, **fields: Any) -> dict[str, Any]:
+    def record(self, **fields: Any) -> records.Row:
         """Append one metric row; unit, task, run, versions and the unit defaults are filled in."""
         row = {
             "run": self.run_dir.name,
@@ -113,8 +142,6 @@ class RunContext:
 
     def progress(self, iterable: Iterable | None = None, total: int | None = None, desc: str = ""):
         """A progress bar (tqdm) that stays quiet when output is not a terminal."""
-        import sys
-
         from tqdm.auto import tqdm
 
         # Bars are for people watching a terminal; in logs they are noise.
@@ -147,6 +174,6 @@ class Task:
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
         raise NotImplementedError
 
-    def report(self, rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    def report(self, rows: list[records.Row], out_dir: Path) -> list[str]:
         """Task-specific report sections as Markdown strings (plots saved under out_dir)."""
         return []

@@ -12,15 +12,26 @@ Each step is a unit; it runs its recipe in `<run_dir>/<step name>/` with the nor
 a step's own units skip and resume as usual). A later step's `{top: K, of: <step name>}` reads
 the earlier step's top.json. Step recipe paths are relative to the chain recipe file; `set`
 holds overrides for the step (dotted keys allowed, as on the command line).
+
+A step's unit id covers its resolved recipe (the step file, what it extends, and `set`), so
+an edited step reruns; its own run directory then skips the units whose settings did not change.
+A step runs through `ctx.run_recipe`, which the runner injects: this module reads recipes but
+never imports the runner (which imports the task registry, which names this module).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from workbench.recipe import load_recipe
 from workbench.schema import RecipeError
+from workbench.tasks import get_task
 from workbench.tasks.base import Recipe, RunContext, Task, Unit
 
 
@@ -37,8 +48,6 @@ class ChainConfig:
 
 
 def _overrides(step: ChainStep) -> list[str]:
-    import yaml
-
     return [
         f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
         for key, value in step.set.items()
@@ -55,9 +64,7 @@ class ChainTask(Task):
     description = "run several recipes in order into one run directory"
     config_class = ChainConfig
 
-    def validate(self, recipe: Recipe) -> None:
-        from workbench.recipe import load_recipe
-
+    def validate(self, recipe: Recipe[ChainConfig]) -> None:
         names: dict[str, Path] = {}
         for i, step in enumerate(recipe.config.steps):
             if step.name in names:
@@ -76,10 +83,7 @@ class ChainTask(Task):
                 raise RecipeError("a chain step cannot itself be a chain", path=f"steps[{i}]")
             names[step.name] = Path(step.name)
 
-    def plan(self, recipe: Recipe) -> list[Unit]:
-        from workbench.recipe import load_recipe
-        from workbench.tasks import get_task
-
+    def plan(self, recipe: Recipe[ChainConfig]) -> list[Unit]:
         units, names = [], {}
         for step in recipe.config.steps:
             sub = load_recipe(
@@ -91,14 +95,20 @@ class ChainTask(Task):
             # Activations still to come from an earlier search cost about as much as the others.
             if sub.pending and sub.activations:
                 cost *= 1 + sum(ref.top for ref in sub.pending) / len(sub.activations)
-            key = {"step": step.name, "recipe": step.recipe}
+            # The resolved step recipe is part of the key: editing a step's file (not only the
+            # chain's `set`) must rerun the step, whose own run then skips what is unchanged.
+            resolved = json.dumps(sub.raw, sort_keys=True, default=str)
+            key = {
+                "step": step.name,
+                "recipe": step.recipe,
+                "resolved": hashlib.sha1(resolved.encode()).hexdigest()[:12],
+            }
             units.append(Unit(key=key, label=f"step {step.name} ({sub.task})", cost_s=cost))
         return units
 
-    def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
-        from workbench.recipe import load_recipe
-        from workbench.runner import execute
-
+    def run_unit(self, recipe: Recipe[ChainConfig], unit: Unit, ctx: RunContext) -> None:
+        if ctx.run_recipe is None:
+            raise RuntimeError("the chain task runs only under the runner (no run_recipe given)")
         steps = recipe.config.steps
         index = next(i for i, s in enumerate(steps) if s.name == unit.key["step"])
         step = steps[index]
@@ -109,7 +119,7 @@ class ChainTask(Task):
             raise RecipeError(f"step {step.name!r} needs results of {missing}, which have none")
         if recipe.device != "auto" and "device" not in step.set:
             sub.device = recipe.device
-        code = execute(sub, ctx.run_dir / step.name)
+        code = ctx.run_recipe(sub, ctx.run_dir / step.name)
         if code != 0:
             raise RuntimeError(
                 f"step {step.name!r} had failed units (see {ctx.run_dir / step.name})"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from workbench.fileio import atomic_write
-from workbench.tasks.base import Recipe, RunContext, Task, Unit, UnitFailed
+from workbench.tasks.base import Recipe, RunContext, Tags, Task, Unit, UnitFailed
 
 
 @dataclass
@@ -90,7 +90,10 @@ class ToyTask(Task):
         model = "mlp-" + "-".join(map(str, recipe.config.model.hidden))
         return [
             Unit(
-                key={"activation": a, "seed": s, "model": model}, label=f"{a} seed={s}", cost_s=cost
+                key={"activation": a, "seed": s, "model": model},
+                label=f"{a} seed={s}",
+                cost_s=cost,
+                tags=Tags(activation=a, seed=s, model=model),
             )
             for a in recipe.activations
             for s in recipe.seeds

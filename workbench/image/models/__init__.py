@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from workbench.image.models import densenet, preact, resnet, small, wrn
 from workbench.image.models._act import (
     SITE_ATTR,
     ActivationArg,
@@ -35,73 +36,76 @@ __all__ = [
     "list_models",
 ]
 
-# name pattern -> (builder, help). Builders get (match, act, num_classes, in_channels, kwargs).
+# name pattern -> (builder, help, depth rule). Builders get (match, act, num_classes,
+# in_channels, kwargs); a depth rule is the model module's own `blocks_per_stage`, which raises
+# ValueError for a depth its family cannot have (checked before anything is built).
 _Builder = Callable[[re.Match, Callable[[int], nn.Module], int, int, dict[str, Any]], nn.Module]
+_DepthRule = Callable[[int], int] | None
 
 
 def _resnet(m, act, num_classes, in_channels, kw):
-    from workbench.image.models.resnet import CifarResNet
-
     depth = kw.pop("depth", int(m.group(1)) if m.group(1) else 20)
-    return CifarResNet(depth, act, num_classes, in_channels, **kw)
+    return resnet.CifarResNet(depth, act, num_classes, in_channels, **kw)
 
 
 def _preact(m, act, num_classes, in_channels, kw):
-    from workbench.image.models.preact import PreActResNet
-
     depth = kw.pop("depth", int(m.group(1)) if m.group(1) else 164)
-    return PreActResNet(depth, act, num_classes, in_channels, **kw)
+    return preact.PreActResNet(depth, act, num_classes, in_channels, **kw)
 
 
 def _wrn(m, act, num_classes, in_channels, kw):
-    from workbench.image.models.wrn import WideResNet
-
     depth = kw.pop("depth", int(m.group(1)) if m.group(1) else 28)
     width = kw.pop("width", int(m.group(2)) if m.group(2) else 10)
-    return WideResNet(depth, width, act, num_classes, in_channels, **kw)
+    return wrn.WideResNet(depth, width, act, num_classes, in_channels, **kw)
 
 
 def _densenet(m, act, num_classes, in_channels, kw):
-    from workbench.image.models.densenet import DenseNetBC
-
     depth = kw.pop("depth", int(m.group(1)) if m.group(1) else 100)
     growth = kw.pop("growth", int(m.group(2)) if m.group(2) else 12)
-    return DenseNetBC(depth, growth, act, num_classes, in_channels, **kw)
+    return densenet.DenseNetBC(depth, growth, act, num_classes, in_channels, **kw)
 
 
 def _small_cnn(m, act, num_classes, in_channels, kw):
-    from workbench.image.models.small import SmallCNN
-
-    return SmallCNN(act, num_classes, in_channels, **kw)
+    return small.SmallCNN(act, num_classes, in_channels, **kw)
 
 
 def _mlp(m, act, num_classes, in_channels, kw):
-    from workbench.image.models.small import MLP
-
-    return MLP(act, num_classes, in_channels, **kw)
+    return small.MLP(act, num_classes, in_channels, **kw)
 
 
-_MODELS: list[tuple[str, _Builder, str]] = [
-    (r"resnet(\d+)?", _resnet, "CIFAR ResNet-(6n+2) of He et al., option-A shortcuts (resnet20)"),
+_MODELS: list[tuple[str, _Builder, str, _DepthRule]] = [
+    (
+        r"resnet(\d+)?",
+        _resnet,
+        "CIFAR ResNet-(6n+2) of He et al., option-A shortcuts (resnet20)",
+        resnet.blocks_per_stage,
+    ),
     (
         r"preact_resnet(\d+)?",
         _preact,
         "pre-activation bottleneck ResNet-(9n+2) (preact_resnet164)",
+        preact.blocks_per_stage,
     ),
-    (r"wrn(?:(\d+)_(\d+))?", _wrn, "Wide ResNet depth_width (wrn28_10; kwargs depth, width)"),
+    (
+        r"wrn(?:(\d+)_(\d+))?",
+        _wrn,
+        "Wide ResNet depth_width (wrn28_10; kwargs depth, width)",
+        wrn.blocks_per_stage,
+    ),
     (
         r"densenet_bc(?:_(\d+)_(\d+))?",
         _densenet,
         "DenseNet-BC depth_growth (densenet_bc_100_12; kwargs depth, growth)",
+        densenet.blocks_per_stage,
     ),
-    (r"small_cnn", _small_cnn, "small CNN proxy for CPU runs (kwargs width, stages)"),
-    (r"mlp", _mlp, "MLP proxy (kwargs hidden, depth, pool_to)"),
+    (r"small_cnn", _small_cnn, "small CNN proxy for CPU runs (kwargs width, stages)", None),
+    (r"mlp", _mlp, "MLP proxy (kwargs hidden, depth, pool_to)", None),
 ]
 
 
 def list_models() -> dict[str, str]:
     """Model name patterns and what they build."""
-    return {pattern: help_ for pattern, _, help_ in _MODELS}
+    return {pattern: help_ for pattern, _, help_, _ in _MODELS}
 
 
 def build_model(
@@ -117,7 +121,7 @@ def build_model(
     """
     act = activation_factory(activation)
     key = name.strip().lower().replace("-", "_")
-    for pattern, builder, _ in _MODELS:
+    for pattern, builder, _, _ in _MODELS:
         m = re.fullmatch(pattern, key)
         if m:
             try:
@@ -128,28 +132,18 @@ def build_model(
     raise ValueError(f"unknown image model {name!r}; known: {known}")
 
 
-# Depth rules per family, checked before anything is built (recipe validation).
-_DEPTHS = {
-    "resnet": (6, 2, "CIFAR ResNet depth must be 6n+2 (20, 32, 56, 110...)"),
-    "preact_resnet": (9, 2, "pre-activation ResNet depth must be 9n+2 (164, 1001...)"),
-    "wrn": (6, 4, "Wide ResNet depth must be 6n+4 (16, 22, 28, 40...)"),
-    "densenet_bc": (6, 4, "DenseNet-BC depth must be 6n+4 (40, 100, 190...)"),
-}
-
-
 def check_model_name(name: str) -> str:
     """Validate a model name without building it (for recipe checks); returns it unchanged."""
     key = name.strip().lower().replace("-", "_")
-    for pattern, _, _ in _MODELS:
+    for pattern, _, _, depth_rule in _MODELS:
         m = re.fullmatch(pattern, key)
         if not m:
             continue
-        family = pattern.split("(")[0]
-        if family in _DEPTHS and m.groups() and m.group(1):
-            step, offset, message = _DEPTHS[family]
-            depth = int(m.group(1))
-            if (depth - offset) % step or depth < step + offset:
-                raise ValueError(f"{name!r}: {message}, got {depth}")
+        if depth_rule is not None and m.group(1):
+            try:
+                depth_rule(int(m.group(1)))
+            except ValueError as exc:
+                raise ValueError(f"{name!r}: {exc}") from None
         return name
     raise ValueError(
         f"unknown image model {name!r}; known: resnet20/32/56/110, preact_resnet164, "

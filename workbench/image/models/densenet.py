@@ -44,6 +44,13 @@ class Transition(nn.Module):
         return self.pool(self.conv(self.act(self.bn(x))))
 
 
+def blocks_per_stage(depth: int) -> int:
+    """Bottleneck layers per dense block of a DenseNet-BC-(6n+4); ValueError otherwise."""
+    if (depth - 4) % 6 or depth < 10:
+        raise ValueError(f"DenseNet-BC depth must be 6n+4 (40, 100, 190...), got {depth}")
+    return (depth - 4) // 6
+
+
 class DenseNetBC(nn.Module):
     """DenseNet-BC-depth-growth for 32×32 inputs."""
 
@@ -57,9 +64,7 @@ class DenseNetBC(nn.Module):
         compression: float = 0.5,
     ):
         super().__init__()
-        if (depth - 4) % 6 or depth < 10:
-            raise ValueError(f"DenseNet-BC depth must be 6n+4 (40, 100, 190...), got {depth}")
-        n = (depth - 4) // 6
+        n = blocks_per_stage(depth)
         cin = 2 * growth
         layers: list[nn.Module] = [nn.Conv2d(in_channels, cin, 3, 1, 1, bias=False)]
         for block in range(3):

@@ -43,6 +43,13 @@ class Bottleneck(nn.Module):
         return out + shortcut
 
 
+def blocks_per_stage(depth: int) -> int:
+    """n of a bottleneck pre-activation ResNet-(9n+2); ValueError for any other depth."""
+    if (depth - 2) % 9 or depth < 11:
+        raise ValueError(f"pre-activation ResNet depth must be 9n+2 (164, 1001...), got {depth}")
+    return (depth - 2) // 9
+
+
 class PreActResNet(nn.Module):
     """Pre-activation bottleneck ResNet-(9n+2) for 32×32 inputs."""
 
@@ -55,11 +62,7 @@ class PreActResNet(nn.Module):
         base_width: int = 16,
     ):
         super().__init__()
-        if (depth - 2) % 9 or depth < 11:
-            raise ValueError(
-                f"pre-activation ResNet depth must be 9n+2 (164, 1001...), got {depth}"
-            )
-        n = (depth - 2) // 9
+        n = blocks_per_stage(depth)
         self.conv = nn.Conv2d(in_channels, base_width, 3, 1, 1, bias=False)
         blocks = []
         cin = base_width

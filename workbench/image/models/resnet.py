@@ -44,6 +44,13 @@ class BasicBlock(nn.Module):
         return self.act2(out + self.shortcut(x))
 
 
+def blocks_per_stage(depth: int) -> int:
+    """n of a ResNet-(6n+2); ValueError for any other depth."""
+    if (depth - 2) % 6 or depth < 8:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 56, 110...), got {depth}")
+    return (depth - 2) // 6
+
+
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for 32×32 inputs (works on any input size through global pooling)."""
 
@@ -56,9 +63,7 @@ class CifarResNet(nn.Module):
         base_width: int = 16,
     ):
         super().__init__()
-        if (depth - 2) % 6 or depth < 8:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 56, 110...), got {depth}")
-        n = (depth - 2) // 6
+        n = blocks_per_stage(depth)
         widths = [base_width, 2 * base_width, 4 * base_width]
         self.conv = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.bn = nn.BatchNorm2d(widths[0])

@@ -39,6 +39,13 @@ class WideBlock(nn.Module):
         return out + shortcut
 
 
+def blocks_per_stage(depth: int) -> int:
+    """n of a WRN-(6n+4)-k; ValueError for any other depth."""
+    if (depth - 4) % 6 or depth < 10:
+        raise ValueError(f"Wide ResNet depth must be 6n+4 (16, 22, 28, 40...), got {depth}")
+    return (depth - 4) // 6
+
+
 class WideResNet(nn.Module):
     """WRN-depth-width for 32×32 inputs."""
 
@@ -52,11 +59,9 @@ class WideResNet(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        if (depth - 4) % 6 or depth < 10:
-            raise ValueError(f"Wide ResNet depth must be 6n+4 (16, 22, 28, 40...), got {depth}")
+        n = blocks_per_stage(depth)
         if width < 1:
             raise ValueError(f"Wide ResNet width must be >= 1, got {width}")
-        n = (depth - 4) // 6
         widths = [16 * width, 32 * width, 64 * width]
         self.conv = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
         blocks = []

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.schema import RecipeError
-from workbench.tasks.base import Recipe, RunContext, Task, Unit, UnitFailed
+from workbench.tasks.base import Recipe, RunContext, Tags, Task, Unit, UnitFailed
 from workbench.translation.config import SetConfig, TranslationConfig
 
 
@@ -111,6 +111,7 @@ class TranslationTask(Task):
                 key={"activation": act, "lr": lr, "seed": seed},
                 label=f"{act} lr={lr:g} seed={seed}",
                 cost_s=cost,
+                tags=Tags(activation=act, seed=seed),
             )
             for act in recipe.activations
             for lr in cfg.train.lr

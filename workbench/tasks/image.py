@@ -18,7 +18,7 @@ from typing import Any
 
 from workbench.image.train import AugmentConfig, TrainConfig
 from workbench.schema import RecipeError
-from workbench.tasks.base import Recipe, RunContext, Task, Unit
+from workbench.tasks.base import Recipe, RunContext, Tags, Task, Unit
 
 # Forward multiply-accumulates per 32×32 image (millions), for --dry-run time estimates only.
 _MMACS = {
@@ -180,6 +180,7 @@ class ImageTask(Task):
                             },
                             label=f"{model} {act} seed={seed}",
                             cost_s=cost,
+                            tags=Tags(activation=act, seed=seed, model=model, dataset=dataset),
                         )
                     )
         return units
