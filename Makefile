@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup quickstart test lint format bench
+.PHONY: setup quickstart test test-fast lint format bench
 
 setup: $(VENV)/.setup-done
 
@@ -17,9 +17,15 @@ quickstart: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow (real fairseq, end-to-end runs,
+# kill/resume). CI runs `make test`, which includes them.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 format: setup
 	$(BIN)/ruff format .
