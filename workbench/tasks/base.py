@@ -116,6 +116,20 @@ RunRecipe = Callable[[Recipe, Path], int]
 
 
 @dataclass
+class Progress:
+    """How far one running unit has got, as `workbench status` and the runner show it."""
+
+    done: float  # e.g. updates, evaluations or epochs done
+    total: float | None  # out of how many (None: unknown, e.g. a time budget)
+    what: str  # "updates", "evaluations", "epochs", ...
+    detail: str = ""  # one short line: "loss 4.21, 3,100 words/s", "best 45.2%"
+
+    def text(self) -> str:
+        of = f"/{self.total:g}" if self.total else ""
+        return f"{self.done:g}{of} {self.what}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
 class RunContext:
     """What a running unit sees: where to write, which device, how to record and log."""
 
@@ -176,4 +190,15 @@ class Task:
 
     def report(self, rows: list[records.Row], out_dir: Path) -> list[str]:
         """Task-specific report sections as Markdown strings (plots saved under out_dir)."""
+        return []
+
+    def progress(self, recipe: Recipe, unit: Unit, unit_dir: Path) -> Progress | None:
+        """How far `unit` has got, read only from files in `unit_dir` (its checkpoints, logs,
+        journal). Called by `workbench status` from another process while the unit runs and
+        without the run's lock, so it must tolerate half-written files and never write."""
+        return None
+
+    def status_lines(self, recipe: Recipe, rows: list[records.Row]) -> list[str]:
+        """Extra lines for `workbench status` from the run's rows so far (a search's best
+        reward and top 5, say). Same rules as `progress`: read only, no lock."""
         return []
