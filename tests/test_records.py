@@ -59,3 +59,31 @@ def test_concurrent_writers_never_interleave(tmp_path):
         assert sorted(r["value"] for r in parsed if r["seed"] == w) == [
             float(i) for i in range(200)
         ]
+
+
+def test_row_field_reads_top_level_then_extra(tmp_path):
+    row = records.record(tmp_path, task="toy", activation="relu", metric="accuracy", wall_s=3.2)
+    (read,) = records.read_rows(tmp_path)
+    assert isinstance(read, records.Row) and read == row
+    assert read.activation == "relu" and read.metric == "accuracy" and read.value is None
+    assert read.field("activation") == "relu"  # a core field
+    assert read.field("wall_s") == 3.2  # folded under extra
+    assert read.field("missing", "default") == "default"
+
+
+def test_rows_written_with_old_field_names_still_read(tmp_path):
+    """Search rows once said `space_units` / `used_units` for the paper's core units."""
+    old = {
+        "task": "search",
+        "metric": "reward",
+        "value": 41.5,
+        "extra": {"space_units": [1, 2], "used_units": 2, "core_units": 2, "strategy": "ppo"},
+    }
+    (tmp_path / records.RESULTS_FILE).write_text(json.dumps(old) + "\n")
+    (row,) = records.read_rows(tmp_path)
+    assert row.field("space_core_units") == [1, 2]
+    assert row.field("used_core_units") == 2
+    assert row.field("core_units") == 2 and row.field("strategy") == "ppo"
+    assert "space_units" not in row.extra and "used_units" not in row.extra
+    # The file itself is never rewritten: old rows stay as they were written.
+    assert json.loads((tmp_path / records.RESULTS_FILE).read_text()) == old

@@ -70,8 +70,22 @@ def test_dry_run_plans_without_running(tmp_path, cli):
     assert not (out / "results.jsonl").exists()
 
 
+def _partial_checkpoints(out: Path, epochs: int) -> dict[str, int]:
+    """Unit directory name -> epoch, for units whose checkpoint is past 0 and short of the end."""
+    found = {}
+    for meta in (out / "units").glob("*/checkpoint.json"):
+        try:
+            epoch = json.loads(meta.read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            continue  # being replaced right now
+        if 0 < epoch < epochs:
+            found[meta.parent.name] = epoch
+    return found
+
+
 def test_killed_run_resumes_without_losing_or_repeating(tmp_path, root):
     out = tmp_path / "run"
+    epochs = 6
     args = [
         str(Path(sys.executable).parent / "workbench"),
         "run",
@@ -79,7 +93,7 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, root):
         "--set",
         "seeds=[0,1,2]",
         "--set",
-        "train.epochs=6",
+        f"train.epochs={epochs}",
         "--set",
         "activations=[relu, swish1]",
         "--out",
@@ -90,29 +104,34 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, root):
 
     def waiting() -> bool:
         assert proc.poll() is None, "the run ended before it could be killed"
-        return time.time() < deadline
+        assert time.time() < deadline, "no mid-unit checkpoint appeared in time"
+        return True
 
-    # Kill -9 once two units are done and a third has written a mid-unit checkpoint.
+    # Kill -9 once two units are done and a third is part-way through (a checkpoint past
+    # epoch 0 and short of the last one). SIGSTOP first, so what we read is what the kill hits.
     while waiting() and len(unit_rows(out, "done")) < 2:
         time.sleep(0.2)
-    while waiting() and not (
-        len(unit_rows(out, "running")) > 2
-        and len(list((out / "units").glob("*/checkpoint.json"))) > 2
-    ):
-        time.sleep(0.05)
+    while waiting():
+        if _partial_checkpoints(out, epochs):
+            os.kill(proc.pid, signal.SIGSTOP)
+            partial = _partial_checkpoints(out, epochs)
+            if partial:
+                break
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = {r["unit"] for r in unit_rows(out, "done")}
     assert len(done_before) >= 2
     rows_before = metric_rows(out)
-    partial = [
-        json.loads(p.read_text())["epoch"] < 6 for p in (out / "units").glob("*/checkpoint.json")
-    ]
 
     finished = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
-    if any(partial):  # a unit killed mid-way continued from its checkpoint
-        assert "resuming" in (out / "run.log").read_text()
+    log = (out / "run.log").read_text()
+    for unit_dir, epoch in partial.items():  # each interrupted unit continued where it stopped
+        assert f"from epoch {epoch}" in log, (unit_dir, epoch)
+        meta = json.loads((out / "units" / unit_dir / "checkpoint.json").read_text())
+        assert meta["epoch"] == epochs
     rows = metric_rows(out)
     assert rows[: len(rows_before)] == rows_before  # nothing lost
     keys = [(r["unit"], r["split"]) for r in rows]
@@ -148,8 +167,14 @@ def test_failed_unit_is_recorded_and_others_continue(tmp_path, cli):
     failed = unit_rows(out, "failed")
     assert result.returncode == 1
     assert "failed" in result.stderr
-    assert len(failed) >= 1 and all(r["extra"]["error"] for r in failed)
-    assert len(unit_rows(out, "done")) + len(failed) == 2
+    assert [r["activation"] for r in failed] == ["exp(exp(x))"]
+    assert "loss became" in failed[0]["extra"]["error"]
+    assert [r["activation"] for r in unit_rows(out, "done")] == ["relu"]
+    # relu went on and measured its numbers after the other unit failed.
+    assert {(r["activation"], r["split"]) for r in metric_rows(out)} == {
+        ("relu", "val"),
+        ("relu", "test"),
+    }
 
 
 def test_volatile_keys_do_not_change_unit_ids(tmp_path):
@@ -171,3 +196,26 @@ def test_gpu_recipe_on_a_cpu_machine_is_one_clear_error(tmp_path, cli):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "device: device 'cuda' is requested but torch sees no CUDA device" in result.stderr
     assert not (out / "results.jsonl").exists()
+
+
+def test_editing_a_chain_steps_recipe_reruns_that_step(tmp_path):
+    """A step's unit id covers the step's resolved recipe, not just its name and `set`."""
+    step = tmp_path / "step.yaml"
+    step.write_text(
+        "task: toy\nactivations: [relu]\nseeds: [0]\ndevice: cpu\n"
+        "model: {hidden: [16]}\ntrain: {epochs: 1, lr: 0.003}\n"
+    )
+    chain = tmp_path / "chain.yaml"
+    chain.write_text("task: chain\nsteps:\n  - name: only\n    recipe: step.yaml\n")
+    out = tmp_path / "run"
+    assert execute(load_recipe(chain), out) == 0
+    first = metric_rows(out / "only")
+    assert {r["hparams"]["lr"] for r in first} == {0.003}
+
+    assert execute(load_recipe(chain), out) == 0  # unchanged: nothing reruns
+    assert metric_rows(out / "only") == first
+
+    step.write_text(step.read_text().replace("lr: 0.003", "lr: 0.01"))
+    assert execute(load_recipe(chain), out) == 0
+    rows = metric_rows(out / "only")
+    assert rows[: len(first)] == first and {r["hparams"]["lr"] for r in rows} == {0.003, 0.01}
