@@ -81,6 +81,22 @@ class ImageData:
     def image_size(self) -> tuple[int, int]:
         return int(self.x_train.shape[2]), int(self.x_train.shape[3])
 
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.x_val)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.x_test)
+
+    def test_images(self, n: int) -> torch.Tensor:
+        """The first `n` test images (for probes such as the pre-activation histogram)."""
+        return self.x_test[:n]
+
     def to(self, device: str | torch.device) -> ImageData:
         """A copy with every tensor on `device`."""
         moved = {

@@ -1,9 +1,12 @@
 """The image training loop, shared by the `image` task and the search's child training.
 
 SGD with momentum (Nesterov by default), cosine / step / constant learning-rate schedules with
-optional linear warm-up, weight decay (activation parameters such as β get their own, default 0,
+optional warm-up (a linear ramp, or He et al.'s constant low rate for the first steps), weight decay (activation parameters such as β get their own, default 0,
 so decay does not pull a learned β toward a linear unit), optional label smoothing, batched
-tensor augmentation, mixed precision and channels_last on CUDA. Design choices:
+tensor augmentation, mixed precision and channels_last on CUDA, and optionally the whole model
+under `torch.compile` (with CUDA graphs where shapes are static). Data is either in memory
+(`ImageData`: batches are index permutations of device tensors) or streamed from disk by a
+`DataLoader` (`FolderData`, an ImageNet-style folder tree). Design choices:
 
 - Data order and augmentation for epoch e come from a generator seeded by (seed, e), and the
   global RNG state is checkpointed, so a run resumed from its epoch checkpoint continues exactly as
@@ -13,6 +16,10 @@ tensor augmentation, mixed precision and channels_last on CUDA. Design choices:
   settings, epoch/step and the history. No pickled activation objects, ever.
 - A NaN/Inf loss raises `TrainingDiverged` (status "diverged"), checked every few steps to avoid a
   device sync per step.
+- `compile` wraps the model for the forward passes only; checkpoints hold the plain model's
+  state dict, so a compiled and an eager run resume from each other's checkpoints. The compiled
+  activation kernels inside it are traced into the outer graph (`workbench.activations` supports
+  running under an outer compile).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +39,7 @@ from torch import nn
 from workbench.fileio import atomic_write
 from workbench.image.augment import augment_batch
 from workbench.image.data import ImageData
+from workbench.image.folder import FolderData
 from workbench.image.models import activation_sites
 
 CHECKPOINT = "checkpoint.pt"
@@ -53,7 +61,11 @@ class AugmentConfig:
     """Training-time augmentation (applied per batch on the training device)."""
 
     enabled: bool = True
-    crop_padding: int = field(default=4, metadata={"help": "zero padding for the random crop"})
+    crop_padding: int = field(default=4, metadata={"help": "padding for the random crop"})
+    padding_mode: Literal["zeros", "reflect"] = field(
+        default="zeros",
+        metadata={"help": "fill of the crop padding: zeros, or a reflection of the image (WRN)"},
+    )
     flip: bool = field(default=True, metadata={"help": "random horizontal flip"})
 
 
@@ -79,13 +91,33 @@ class TrainConfig:
         metadata={"check": _fraction, "help": "step schedule: fractions of training"},
     )
     gamma: float = field(default=0.1, metadata={"help": "step schedule: lr factor per milestone"})
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = field(
+        default=0.0, metadata={"help": "warm-up length in epochs (see warmup_steps, warmup_lr)"}
+    )
+    warmup_steps: int | None = field(
+        default=None, metadata={"help": "warm-up length in optimiser steps; overrides epochs"}
+    )
+    warmup_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "constant lr during warm-up (He et al.: 0.01 for 400 steps); unset: a "
+            "linear ramp up to lr"
+        },
+    )
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     amp: bool = field(default=True, metadata={"help": "mixed precision (CUDA only)"})
     amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
     channels_last: bool = field(default=True, metadata={"help": "NHWC memory layout (CUDA only)"})
     eval_batch_size: int = 500
+    compile: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the whole model (any device; pays off on CUDA)"},
+    )
+    cuda_graphs: bool = field(
+        default=False,
+        metadata={"help": "with compile on CUDA: replay CUDA graphs (mode reduce-overhead)"},
+    )
 
 
 class TrainingDiverged(RuntimeError):
@@ -121,10 +153,23 @@ class TrainResult:
         return self.images_seen / self.train_time_s if self.train_time_s > 0 else 0.0
 
 
+def warmup_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimiser steps of warm-up: `warmup_steps` when set, else `warmup_epochs` of steps."""
+    if cfg.warmup_steps is not None:
+        return cfg.warmup_steps
+    return int(cfg.warmup_epochs * steps_per_epoch)
+
+
 def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
-    """The learning rate for optimiser step `step` (0-based) of `total_steps`."""
-    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    """The learning rate for optimiser step `step` (0-based) of `total_steps`.
+
+    A step schedule's milestones count from step 0, warm-up included (He et al. divide at 32k
+    and 48k iterations of 64k, the 400 warm-up iterations among them); a cosine starts after it.
+    """
+    warm = warmup_steps(cfg, steps_per_epoch)
     if warm and step < warm:
+        if cfg.warmup_lr is not None:
+            return cfg.warmup_lr
         return cfg.lr * (step + 1) / warm
     if cfg.schedule == "constant":
         return cfg.lr
@@ -191,10 +236,73 @@ def evaluate(
     return 100.0 * correct / n, loss_sum / n
 
 
+def evaluate_data(
+    model: nn.Module,
+    data: ImageData | FolderData,
+    split: Literal["val", "test"],
+    *,
+    device: str = "cpu",
+    cfg: TrainConfig | None = None,
+) -> tuple[float, float]:
+    """(accuracy in percent, mean cross-entropy) on a split of in-memory or folder data."""
+    cfg = cfg or TrainConfig()
+    if isinstance(data, ImageData):
+        x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+        return evaluate(model, x, y, device=device, cfg=cfg)
+    model.eval()
+    correct, loss_sum, n = 0, 0.0, 0
+    with torch.no_grad():
+        for xb, yb in data.eval_batches(split, cfg.eval_batch_size):
+            xb = _layout(xb.to(device, non_blocking=True), device, cfg)
+            yb = yb.to(device, non_blocking=True)
+            with _autocast(device, cfg):
+                out = model(xb)
+            loss_sum += F.cross_entropy(out.float(), yb, reduction="sum").item()
+            correct += (out.argmax(1) == yb).sum().item()
+            n += len(yb)
+    return 100.0 * correct / max(1, n), loss_sum / max(1, n)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
 def _epoch_generator(seed: int, epoch: int, device: str) -> torch.Generator:
     g = torch.Generator(device=device)
-    g.manual_seed(seed * 1_000_003 + epoch)
+    g.manual_seed(_epoch_seed(seed, epoch))
     return g
+
+
+def _tensor_batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    gen: torch.Generator,
+    bs: int,
+    steps: int,
+    augment: AugmentConfig,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of in-memory batches: a permutation, then each batch augmented in turn."""
+    perm = torch.randperm(len(x), generator=gen, device=gen.device).to(x.device)
+    for i in range(steps):
+        idx = perm[i * bs : (i + 1) * bs]
+        xb, yb = x[idx], y[idx]
+        if augment.enabled:
+            xb = augment_batch(
+                xb,
+                gen,
+                padding=augment.crop_padding,
+                flip=augment.flip,
+                padding_mode=augment.padding_mode,
+            )
+        yield xb, yb
+
+
+def compiled(model: nn.Module, cfg: TrainConfig, device: str) -> nn.Module:
+    """The module the forward passes go through: `model` itself, or it under torch.compile."""
+    if not cfg.compile:
+        return model
+    cuda_graphs = cfg.cuda_graphs and device.startswith("cuda")
+    return torch.compile(model, mode="reduce-overhead" if cuda_graphs else None)
 
 
 def save_checkpoint(
@@ -232,7 +340,7 @@ def read_checkpoint_meta(directory: Path) -> dict[str, Any] | None:
 
 def train(
     model: nn.Module,
-    data: ImageData,
+    data: ImageData | FolderData,
     cfg: TrainConfig,
     *,
     augment: AugmentConfig | None = None,
@@ -243,7 +351,8 @@ def train(
     progress: Callable[..., Any] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train `model` on `data.x_train`, evaluating on the validation split after every epoch.
+    """Train `model` on `data`'s training split, evaluating on its validation split (when it has
+    one) after every epoch.
 
     `meta` (JSON-able: model name, activation spec string, ...) is stored beside each checkpoint
     and must match on resume. With `checkpoint_dir`, a complete checkpoint there is resumed from
@@ -257,14 +366,18 @@ def train(
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick kernels
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    n = len(x_train)
+    in_memory = isinstance(data, ImageData)
+    if in_memory:
+        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    n = data.n_train
     bs = min(cfg.batch_size, n)
     steps_per_epoch = max(1, n // bs)  # drop the ragged last batch (BatchNorm dislikes tiny ones)
     total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
 
     optimizer = make_optimizer(model, cfg)
+    forward = compiled(model, cfg, device)
+    cuda_graphs = cfg.compile and cfg.cuda_graphs and device.startswith("cuda")
     use_scaler = cfg.amp and cfg.amp_dtype == "float16" and device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
@@ -305,27 +418,29 @@ def train(
         val_acc, val_loss = history[-1].get("val_accuracy"), history[-1].get("val_loss")
     for epoch in range(start_epoch, epochs):
         model.train()
-        gen = _epoch_generator(seed, epoch, device if device.startswith("cuda") else "cpu")
-        perm = torch.randperm(n, generator=gen, device=gen.device).to(device)
+        if in_memory:
+            gen = _epoch_generator(seed, epoch, device if device.startswith("cuda") else "cpu")
+            batches = _tensor_batches(x_train, y_train, gen, bs, steps_per_epoch, augment)
+        else:
+            batches = data.train_batches(_epoch_seed(seed, epoch), bs)
         t0 = time.perf_counter()
         steady_t0 = t0 if warm_left == 0 else None
         steady_seen = 0
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for i in range(steps_per_epoch):
-            if step >= total_steps:
+        for i, (xb, yb) in enumerate(batches):
+            if step >= total_steps or i >= steps_per_epoch:
                 break
-            idx = perm[i * bs : (i + 1) * bs]
-            xb, yb = x_train[idx], y_train[idx]
-            if augment.enabled:
-                xb = augment_batch(xb, gen, padding=augment.crop_padding, flip=augment.flip)
-            xb = _layout(xb, device, cfg)
+            xb = _layout(xb.to(device, non_blocking=True), device, cfg)
+            yb = yb.to(device, non_blocking=True)
             lr = lr_at(cfg, step, total_steps, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            if cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with _autocast(device, cfg):
-                out = model(xb)
+                out = forward(xb)
                 loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -340,9 +455,9 @@ def train(
                 scaler.update()
             else:
                 optimizer.step()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach() * len(yb)
             correct += (out.detach().argmax(1) == yb).sum()
-            seen += len(idx)
+            seen += len(yb)
             step += 1
             if warm_left > 0:
                 warm_left -= 1
@@ -351,7 +466,7 @@ def train(
                         torch.cuda.synchronize()
                     steady_t0 = time.perf_counter()
             else:
-                steady_seen += len(idx)
+                steady_seen += len(yb)
             if step % _CHECK_EVERY == 0 or i == steps_per_epoch - 1 or step == total_steps:
                 running = loss_sum.item() / seen
                 if not math.isfinite(running):
@@ -377,8 +492,8 @@ def train(
             "train_loss": loss_sum.item() / max(1, seen),
             "train_accuracy": 100.0 * correct.item() / max(1, seen),
         }
-        if len(data.x_val):
-            val_acc, val_loss = evaluate(model, data.x_val, data.y_val, device=device, cfg=cfg)
+        if data.n_val:
+            val_acc, val_loss = evaluate_data(forward, data, "val", device=device, cfg=cfg)
             entry.update(val_accuracy=val_acc, val_loss=val_loss)
         history.append(entry)
         if log:

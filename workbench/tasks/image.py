@@ -3,7 +3,9 @@
 One unit trains one (model, activation, seed) with `workbench.image.train`, checkpointing into
 its unit directory after every epoch (an interrupted unit resumes from its last epoch), then
 writes two rows: `split="val"` (the held-out part of the training set, for model selection) and
-`split="test"` (the final number). Rows carry wall time, training images/s, the parameter count,
+`split="test"` (the final number; with `val_fraction: 0`, as in the papers, only this one). Data
+is in memory (digits, .npz, CIFAR) or an ImageNet-layout folder tree streamed from disk
+(`workbench.image.folder`). Rows carry wall time, training images/s, the parameter count,
 the learned activation parameters per layer (β histograms) and a pre-activation histogram
 (Swish's negative bump) in `extra`. The generic report gives the activation × model tables and
 the median over seeds; `report` here adds the image-specific plots.
@@ -18,7 +20,7 @@ from typing import Any
 
 from workbench.image.train import AugmentConfig, TrainConfig
 from workbench.schema import RecipeError
-from workbench.tasks.base import Recipe, RunContext, Tags, Task, Unit
+from workbench.tasks.base import Progress, Recipe, RunContext, Tags, Task, Unit
 
 # Forward multiply-accumulates per 32×32 image (millions), for --dry-run time estimates only.
 _MMACS = {
@@ -31,6 +33,15 @@ _MMACS = {
     "densenet_bc_100_12": 290,
     "small_cnn": 12,
     "mlp": 0.1,
+    # torchvision models at 224×224 (their published GFLOPs × 1000 / 49 for 32×32 pixels)
+    "torchvision:resnet18": 1820 / 49,
+    "torchvision:resnet50": 4090 / 49,
+    "torchvision:mobilenet_v2": 300 / 49,
+    "torchvision:mobilenet_v3_large": 217 / 49,
+    "torchvision:mobilenet_v3_small": 57 / 49,
+    "torchvision:efficientnet_b0": 390 / 49,
+    "torchvision:vit_b_16": 17560 / 49,
+    "torchvision:inception_v3": 5710 / 87,  # at 299×299
 }
 _CPU_MMACS_PER_S = 30_000  # fwd+bwd ≈ 3 fwd; ResNet-20 trains at ~250 images/s on 2 cores
 _GPU_MMACS_PER_S = 25_000_000  # a rough average over these models with AMP on one GPU
@@ -76,7 +87,10 @@ class ModelSection:
 class DataSection:
     source: str = field(
         default="digits",
-        metadata={"help": "digits | cifar10 | cifar100 | a .npz | a CIFAR archive directory"},
+        metadata={
+            "help": "digits | cifar10 | cifar100 | a .npz | a CIFAR archive directory | an "
+            "ImageNet-layout folder (train/<class>/, val/<class>/)"
+        },
     )
     val_fraction: float = field(default=0.1, metadata={"check": _check_fraction})
     split_seed: int = field(
@@ -87,6 +101,18 @@ class DataSection:
         metadata={"check": _check_positive, "help": "use a stratified subset of training images"},
     )
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    image_size: int = field(
+        default=224,
+        metadata={"check": _check_positive, "help": "image folders: training crop / eval size"},
+    )
+    eval_resize: int | None = field(
+        default=None,
+        metadata={
+            "check": _check_positive,
+            "help": "image folders: resize before the centre crop (default image_size / 0.875)",
+        },
+    )
+    workers: int = field(default=4, metadata={"help": "image folders: data-loader processes"})
 
 
 @dataclass
@@ -159,6 +185,18 @@ class ImageTask(Task):
             raise RecipeError("must be in [0, 1)", path="train.label_smoothing")
         if cfg.data.augment.crop_padding < 0:
             raise RecipeError("must be >= 0", path="data.augment.crop_padding")
+        if t.warmup_steps is not None and t.warmup_steps < 0:
+            raise RecipeError(f"must be >= 0, got {t.warmup_steps}", path="train.warmup_steps")
+        if t.warmup_lr is not None and t.warmup_lr <= 0:
+            raise RecipeError(f"must be positive, got {t.warmup_lr}", path="train.warmup_lr")
+        if t.cuda_graphs and not t.compile:
+            raise RecipeError(
+                "CUDA graphs are replayed by the compiled model: set train.compile: true too",
+                path="train.cuda_graphs",
+            )
+        if cfg.data.workers < 0:
+            raise RecipeError(f"must be >= 0, got {cfg.data.workers}", path="data.workers")
+        self._check_gated(recipe)
         if not recipe.activations and not getattr(recipe, "pending", None):
             raise RecipeError("list at least one activation", path="activations")
 
@@ -186,17 +224,36 @@ class ImageTask(Task):
         return units
 
     @staticmethod
+    def _check_gated(recipe: Recipe) -> None:
+        """Gated specs only on models with a place for them (MLP, bottleneck 1×1 convolutions)."""
+        from workbench.activations import is_gated
+        from workbench.image.models import gated_support
+
+        gated = [a for a in recipe.activations if is_gated(a)]
+        if not gated:
+            return
+        for model in model_names(recipe.config):
+            reason = gated_support(model)
+            if reason:
+                raise RecipeError(f"gated activation {gated[0]!r}: {reason}", path="activations")
+
+    @staticmethod
     def _cost(cfg: ImageConfig, model: str, device: str) -> float:
         """Rough seconds for one unit (for --dry-run), from MACs and an assumed throughput."""
+        from workbench.image.folder import is_image_folder
+
         sizes = {"digits": (1437, 64), "cifar10": (50000, 1024), "cifar100": (50000, 1024)}
-        n, pixels = sizes.get(dataset_name(cfg.data.source)) or _npz_size(cfg.data.source)
+        if is_image_folder(cfg.data.source):
+            n, pixels = _folder_size(cfg.data.source), cfg.data.image_size**2
+        else:
+            n, pixels = sizes.get(dataset_name(cfg.data.source)) or _npz_size(cfg.data.source)
         n = int(n * (1 - cfg.data.val_fraction))
         if cfg.data.max_train:
             n = min(n, cfg.data.max_train)
         t = cfg.train
         steps = t.steps if t.steps else t.epochs * max(1, n // t.batch_size)
         images = steps * t.batch_size
-        macs = _MMACS.get(model.lower().replace("-", "_"), 250) * pixels / 1024
+        macs = _MMACS.get(model.strip().lower().replace("-", "_"), 250) * pixels / 1024
         gpu = device.startswith("cuda") or (device == "auto" and _cuda())
         compute = 3 * macs * images / (_GPU_MMACS_PER_S if gpu else _CPU_MMACS_PER_S)
         return compute + steps * _STEP_OVERHEAD_S["cuda" if gpu else "cpu"] + _UNIT_OVERHEAD_S
@@ -204,20 +261,14 @@ class ImageTask(Task):
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
         import torch
 
-        from workbench.image.data import load_image_data
         from workbench.image.models import build_model, count_parameters
         from workbench.image.probe import activation_parameters, preactivation_histogram
-        from workbench.image.train import TrainingDiverged, evaluate, train
+        from workbench.image.train import TrainingDiverged, evaluate_data, train
 
         cfg: ImageConfig = recipe.config
         model_name, spec, seed = unit.key["model"], unit.key["activation"], unit.key["seed"]
         t_start = time.perf_counter()
-        data = load_image_data(
-            cfg.data.source,
-            val_fraction=cfg.data.val_fraction,
-            seed=cfg.data.split_seed,
-            max_train=cfg.data.max_train,
-        )
+        data = load_data(cfg.data, ctx.device)
         torch.manual_seed(seed)
         model = build_model(
             model_name, spec, data.num_classes, data.in_channels, **cfg.model.kwargs
@@ -264,7 +315,7 @@ class ImageTask(Task):
             for split in ("val", "test"):
                 ctx.record(**common, split=split, value=None, status="diverged", error=str(exc))
             raise
-        test_acc, test_loss = evaluate(model, data.x_test, data.y_test, device=ctx.device, cfg=t)
+        test_acc, test_loss = evaluate_data(model, data, "test", device=ctx.device, cfg=t)
         extra: dict[str, Any] = {
             "params": n_params,
             "train_time_s": round(result.train_time_s, 2),
@@ -274,13 +325,15 @@ class ImageTask(Task):
             "resumed_from_epoch": result.resumed_from_epoch,
             "device": ctx.device,
             "threads": torch.get_num_threads(),
-            "n_train": len(data.x_train),
-            "n_val": len(data.x_val),
-            "n_test": len(data.x_test),
+            "n_train": data.n_train,
+            "n_val": data.n_val,
+            "n_test": data.n_test,
         }
+        if t.compile:
+            extra["compiled"] = "cuda_graphs" if t.cuda_graphs else "inductor"
         signature = (
-            f"image|{common['dataset']}|{model_name}|train={len(data.x_train)}"
-            f"|val={len(data.x_val)}|test={len(data.x_test)}|top1"
+            f"image|{common['dataset']}|{model_name}|train={data.n_train}"
+            f"|val={data.n_val}|test={data.n_test}|top1"
         )
         if result.val_accuracy is not None:
             ctx.record(
@@ -297,7 +350,7 @@ class ImageTask(Task):
             if params:
                 test_extra["activation_params"] = params
         if cfg.probe.preact_images > 0:
-            x = data.x_test[: cfg.probe.preact_images]
+            x = data.test_images(cfg.probe.preact_images)
             test_extra["preact_hist"] = preactivation_histogram(model, x, device=ctx.device)
         test_extra["wall_s"] = round(time.perf_counter() - t_start, 2)
         ctx.record(
@@ -312,10 +365,91 @@ class ImageTask(Task):
             for f in ("checkpoint.pt", "checkpoint.json"):
                 (ctx.unit_dir / f).unlink(missing_ok=True)
 
+    def progress(self, recipe: Recipe, unit: Unit, unit_dir: Path) -> Progress | None:
+        """Epochs done out of the unit's total, from its last checkpoint's metadata.
+
+        Read-only and lock-free: `checkpoint.json` is written atomically after each epoch, and
+        anything unreadable (not there yet, half-copied) reads as no progress.
+        """
+        import json
+
+        from workbench.image.train import METADATA
+
+        try:
+            meta = json.loads((Path(unit_dir) / METADATA).read_text())
+            done = meta["progress"]
+            epoch = int(done["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        total = epoch if done.get("done") else _total_epochs(recipe.config, unit, meta)
+        detail = ""
+        history = done.get("history") or []
+        if history and isinstance(history[-1], dict):
+            last = history[-1]
+            parts = []
+            if isinstance(last.get("train_loss"), int | float):
+                parts.append(f"loss {last['train_loss']:.3f}")
+            if isinstance(last.get("val_accuracy"), int | float):
+                parts.append(f"val {last['val_accuracy']:.1f}%")
+            detail = ", ".join(parts)
+        return Progress(done=epoch, total=total, what="epochs", detail=detail)
+
     def report(self, rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
         from workbench.image.plots import image_report
 
         return image_report(rows, out_dir)
+
+
+def load_data(section: DataSection, device: str) -> Any:
+    """The recipe's data: in memory (digits, .npz, CIFAR) or an image-folder tree."""
+    from workbench.image.data import load_image_data
+    from workbench.image.folder import is_image_folder, load_folder_data
+
+    if is_image_folder(section.source):
+        return load_folder_data(
+            section.source,
+            val_fraction=section.val_fraction,
+            seed=section.split_seed,
+            max_train=section.max_train,
+            image_size=section.image_size,
+            eval_resize=section.eval_resize,
+            workers=section.workers,
+            pin_memory=device.startswith("cuda"),
+        )
+    return load_image_data(
+        section.source,
+        val_fraction=section.val_fraction,
+        seed=section.split_seed,
+        max_train=section.max_train,
+    )
+
+
+def _total_epochs(cfg: ImageConfig, unit: Unit, meta: dict[str, Any]) -> int | None:
+    """A unit's epochs: the recipe's, or for a steps-based unit the count its checkpoint implies."""
+    t = cfg.train
+    if t.steps is None:
+        return t.epochs
+    done = meta.get("progress", {})
+    epoch, step = done.get("epoch"), done.get("step")
+    if isinstance(epoch, int) and isinstance(step, int) and epoch > 0 and step > 0:
+        per_epoch = step / epoch
+        return max(epoch, -(-t.steps // max(1, round(per_epoch))))
+    return None
+
+
+def _folder_size(source: str) -> int:
+    """Training images in an image-folder tree (a directory scan, for --dry-run)."""
+    import os
+
+    root = Path(source).expanduser() / "train"
+    try:
+        return sum(
+            sum(1 for f in os.scandir(d.path) if f.is_file())
+            for d in os.scandir(root)
+            if d.is_dir()
+        )
+    except OSError:
+        return 1_281_167  # ImageNet-1k's training set
 
 
 def _npz_size(source: str) -> tuple[int, int]:

@@ -3,11 +3,18 @@
 Names: `resnet20/32/56/110` (any `resnet<6n+2>`), `preact_resnet164` (any `preact_resnet<9n+2>`),
 `wrn28_10` (any `wrn<depth>_<width>`, or `wrn` with `depth=`/`width=` kwargs),
 `densenet_bc_100_12` (any `densenet_bc_<depth>_<growth>`, or `densenet_bc` with kwargs), and the
-CPU proxies `small_cnn` and `mlp`. The numbers in a name are defaults that kwargs override.
+CPU proxies `small_cnn` and `mlp`, and `torchvision:<name>` (torchvision's classifiers with the
+activation swapped in; needs the `vision` extra). The numbers in a name are defaults that kwargs
+override.
 
 The activation is a spec string (each site calls `workbench.activations.build_activation(spec,
 channels=C, channel_dim=1)`, so per-channel parameters are sized for that site) or a factory
 `channels -> nn.Module`.
+
+Gated specs (`glu(...)`, swiglu, ...) go where a layer's output can be doubled into [gate | value]:
+the MLP's hidden layers and the first 1×1 convolution of the bottleneck blocks of
+`preact_resnet` and `densenet_bc` (their other sites take the gate's elementwise function). The
+other models refuse them with a message naming the model (`gated_support`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.image.models import densenet, preact, resnet, small, wrn
+from workbench.image.models import densenet, preact, resnet, small, tvmodels, wrn
 from workbench.image.models._act import (
     SITE_ATTR,
     ActivationArg,
@@ -33,6 +40,7 @@ __all__ = [
     "activation_sites",
     "build_model",
     "count_parameters",
+    "gated_support",
     "list_models",
 ]
 
@@ -73,6 +81,10 @@ def _mlp(m, act, num_classes, in_channels, kw):
     return small.MLP(act, num_classes, in_channels, **kw)
 
 
+def _torchvision(m, act, num_classes, in_channels, kw):
+    return tvmodels.build(m.group(1), act, num_classes, in_channels, **kw)
+
+
 _MODELS: list[tuple[str, _Builder, str, _DepthRule]] = [
     (
         r"resnet(\d+)?",
@@ -100,7 +112,36 @@ _MODELS: list[tuple[str, _Builder, str, _DepthRule]] = [
     ),
     (r"small_cnn", _small_cnn, "small CNN proxy for CPU runs (kwargs width, stages)", None),
     (r"mlp", _mlp, "MLP proxy (kwargs hidden, depth, pool_to)", None),
+    (
+        r"torchvision:(\w+)",
+        _torchvision,
+        "torchvision's classifier <name> (resnet50, mobilenet_v2, vit_b_16, ...), random "
+        "weights, activation swapped in (needs the vision extra)",
+        None,
+    ),
 ]
+
+# Model families with a place for a gated activation (a layer whose output width doubles).
+_GATED = (r"preact_resnet(\d+)?", r"densenet_bc(?:_(\d+)_(\d+))?", r"mlp")
+
+
+def _key(name: str) -> str:
+    key = name.strip()
+    if key.lower().startswith(tvmodels.PREFIX):
+        return tvmodels.PREFIX + key[len(tvmodels.PREFIX) :].strip()
+    return key.lower().replace("-", "_")
+
+
+def gated_support(name: str) -> str | None:
+    """None when model `name` takes gated activation specs, else why not (naming the model)."""
+    key = _key(name)
+    if any(re.fullmatch(p, key) for p in _GATED):
+        return None
+    return (
+        f"model {name!r} has no place for a gated activation (gated specs need a layer whose "
+        "output can be doubled into [gate | value]: the MLP (mlp) and the bottleneck 1×1 "
+        "convolutions of preact_resnet and densenet_bc); use an elementwise spec"
+    )
 
 
 def list_models() -> dict[str, str]:
@@ -120,7 +161,9 @@ def build_model(
     Raises ValueError for an unknown name or bad architecture arguments.
     """
     act = activation_factory(activation)
-    key = name.strip().lower().replace("-", "_")
+    key = _key(name)
+    if act.gated and (reason := gated_support(name)):
+        raise ValueError(f"{reason} (got {activation!r})")
     for pattern, builder, _, _ in _MODELS:
         m = re.fullmatch(pattern, key)
         if m:
@@ -134,11 +177,14 @@ def build_model(
 
 def check_model_name(name: str) -> str:
     """Validate a model name without building it (for recipe checks); returns it unchanged."""
-    key = name.strip().lower().replace("-", "_")
+    key = _key(name)
     for pattern, _, _, depth_rule in _MODELS:
         m = re.fullmatch(pattern, key)
         if not m:
             continue
+        if pattern.startswith("torchvision"):
+            tvmodels.check_name(m.group(1))
+            return name
         if depth_rule is not None and m.group(1):
             try:
                 depth_rule(int(m.group(1)))
@@ -147,7 +193,7 @@ def check_model_name(name: str) -> str:
         return name
     raise ValueError(
         f"unknown image model {name!r}; known: resnet20/32/56/110, preact_resnet164, "
-        "wrn28_10 (wrn<depth>_<width>), densenet_bc_100_12, small_cnn, mlp"
+        "wrn28_10 (wrn<depth>_<width>), densenet_bc_100_12, small_cnn, mlp, torchvision:<name>"
     )
 
 

@@ -3,6 +3,8 @@
 Three dense blocks of (depth - 4) / 6 bottleneck layers (BN-act-conv1×1 to 4k, BN-act-conv3×3
 to k, concatenated), compression 0.5 in the transitions (BN-act-conv1×1, avg-pool 2), a 2k-channel
 stem. The concatenations grow the channel count, so each activation site gets its own size.
+With a gated activation spec, each bottleneck 1×1 convolution doubles its output ([gate | value])
+and its activation is the gated one; the other sites use the gate's elementwise function.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from workbench.image.models._act import gate_width, gated_site
 from workbench.image.models.common import classifier_head, init_weights
 
 
@@ -21,9 +24,10 @@ class DenseLayer(nn.Module):
         inner = 4 * growth
         self.bn1 = nn.BatchNorm2d(cin)
         self.act1 = act(cin)
-        self.conv1 = nn.Conv2d(cin, inner, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(inner)
-        self.act2 = act(inner)
+        # a gated activation takes the bottleneck 1×1 convolution's output, doubled
+        self.conv1 = nn.Conv2d(cin, inner * gate_width(act), 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner * gate_width(act))
+        self.act2 = gated_site(act, inner)
         self.conv2 = nn.Conv2d(inner, growth, 3, 1, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 Depth = 9n + 2 (164 → n = 18). Stages of 16/32/64 bottleneck planes expanded ×4, each block
 BN-act-conv1×1, BN-act-conv3×3, BN-act-conv1×1; a 1×1 projection (on the pre-activated input)
-when the shape changes. ResNet-164 has ≈ 1.7M parameters.
+when the shape changes. ResNet-164 has ≈ 1.7M parameters. With a gated activation spec, the first
+1×1 convolution of each block doubles its output ([gate | value]) and its activation is the gated
+one; the other sites use the gate's elementwise function.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from workbench.image.models._act import gate_width, gated_site
 from workbench.image.models.common import classifier_head, init_weights
 
 
@@ -23,9 +26,10 @@ class Bottleneck(nn.Module):
         cout = planes * self.expansion
         self.bn1 = nn.BatchNorm2d(cin)
         self.act1 = act(cin)
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.act2 = act(planes)
+        # a gated activation takes the first 1×1 convolution's output, doubled: [gate | value]
+        self.conv1 = nn.Conv2d(cin, planes * gate_width(act), 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes * gate_width(act))
+        self.act2 = gated_site(act, planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes)
         self.act3 = act(planes)

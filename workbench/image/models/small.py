@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from workbench.image.models._act import gate_width, gated_site
 from workbench.image.models.common import classifier_head, init_weights
 
 
@@ -62,8 +63,13 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(pool_to), nn.Flatten()]
         cin = in_channels * pool_to * pool_to
+        g = gate_width(act)  # a gated activation: each Linear doubles its output [gate | value]
         for _ in range(depth):
-            layers += [nn.Linear(cin, hidden), nn.BatchNorm1d(hidden), act(hidden)]
+            layers += [
+                nn.Linear(cin, hidden * g),
+                nn.BatchNorm1d(hidden * g),
+                gated_site(act, hidden),
+            ]
             cin = hidden
         layers.append(nn.Linear(cin, num_classes))
         self.net = nn.Sequential(*layers)
