@@ -24,6 +24,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_activation_state(monkeypatch):
+    """Each test starts with no cached activation kernels, zeroed kernel counters, no
+    WORKBENCH_ACT_BACKEND, and gets torch's thread count back afterwards (issue 14)."""
+    import torch
+
+    from workbench.activations import reset_kernels
+
+    monkeypatch.delenv("WORKBENCH_ACT_BACKEND", raising=False)
+    threads = torch.get_num_threads()
+    reset_kernels()
+    yield
+    reset_kernels()
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

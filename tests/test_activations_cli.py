@@ -61,28 +61,55 @@ def test_plot_errors(tmp_path, capsys, args, message):
 
 def test_bench_json_reports_ratios_and_saved_bytes(capsys):
     code = main(["bench", "activations", "--json", "--size", "32x16", "--repeats", "2",
-                 "--warmup", "1", "--backend", "eager", "--chains", "relu", "x*asinh(x)^2"])  # fmt: skip
+                 "--rounds", "2", "--warmup", "1", "--backend", "eager", "--chains", "relu",
+                 "x*asinh(x)^2", "glu(atan(x)^2 - x)"])  # fmt: skip
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     rows = {r["spec"]: r for r in report["rows"]}
-    assert report["rows"][0]["spec"].startswith("silu") and report["rows"][0]["ratio"] == 1.0
     chain = "chain: x * asinh(x)^2"
-    assert set(rows) == {report["rows"][0]["spec"], "relu", "x * asinh(x)^2", chain}
+    assert list(rows) == ["relu", "x * asinh(x)^2", chain, "glu(atan(x)^2 - x)"]
+    for r in report["rows"]:
+        assert len(r["samples"]) == len(r["ref_samples"]) == 4  # 2 rounds x 2 steps
+        assert r["ratio"] == pytest.approx(r["ms"] / r["ref_ms"]) and r["ms"] > 0
+    assert rows["relu"]["reference"] == "F.silu" and rows["relu"]["backend"] == "native"
     assert rows[chain]["saved_bytes"] > 2 * 32 * 16 * 4  # plain ops keep intermediates
     formula = rows["x * asinh(x)^2"]
-    assert formula["backend"] == "eager" and rows["relu"]["backend"] == "native"
+    assert formula["backend"] == "eager"
     assert formula["saved_bytes"] == 32 * 16 * 4  # only the input is kept for backward
-    assert formula["ratio"] > 0 and formula["ms"] > 0
-    assert report["summary"]["paper_max_ratio"] == formula["ratio"]
+    gate = rows["glu(atan(x)^2 - x)"]
+    assert gate["reference"] == "F.silu(a) * b" and gate["shape"] == [32, 16]
+    assert gate["saved_bytes"] == 32 * 32 * 4 and gate["backend"] == "eager"  # a and b only
+    assert report["summary"]["formula gates"]["max"] == gate["ratio"]
     assert report["config"]["shape"] == [32, 16]
+    stats = report["kernel_stats"]
+    assert stats["fallbacks"] == 0 and stats["calls"]["compiled"] == 0
+
+
+def test_bench_suite_covers_the_issue_sections():
+    from workbench.activations.bench import DENSENET_WIDTHS, suite
+    from workbench.activations.bench_candidates import CANDIDATES
+
+    items = suite()
+    by = {}
+    for item in items:
+        by.setdefault(item.section, []).append(item)
+    assert [i.spec for i in by["paper"]] == list(PAPER_FUNCTIONS)
+    assert len(CANDIDATES) == 40 and len(set(CANDIDATES)) == 40
+    assert [i.spec for i in by["candidates"]] == list(CANDIDATES)
+    assert [i.channels for i in by["densenet"]] == [c for c, _ in DENSENET_WIDTHS]
+    assert len({i.channels for i in by["densenet"]}) == 6
+    assert {"swiglu", "glu(x * sigmoid(beta * x))"} <= {i.spec for i in by["gates"]}
+    assert list(by) == ["baselines", "paper", "candidates", "densenet", "gates"]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--size", "10xq"], "expected positive integers"),
-        (["--repeats", "0"], "--repeats must be >= 1"),
+        (["--repeats", "0"], "--repeats and --rounds must be >= 1"),
         (["x +"], "unexpected end of formula"),
+        (["--rounds", "0"], "--repeats and --rounds must be >= 1"),
+        (["--sections", "paper,foo"], "--sections: unknown foo"),
     ],
 )
 def test_bench_errors(capsys, args, message):

@@ -1,5 +1,6 @@
-"""Kernels: the float32 fast functions, compiled vs eager, the auto switch, compile fallback,
-and CUDA (marked gpu). Compiled tests are few and small: each compilation costs seconds."""
+"""Kernels: the float32 fast functions, compiled vs eager (counted: the compiled path really
+ran), the auto rule, compile failures, float16 inf/nan and overflow, and CUDA (marked gpu).
+Compiled tests are few and small: each compilation costs seconds."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import warnings
 import pytest
 import torch
 
-from workbench.activations import PAPER_FUNCTIONS, build_activation
+from workbench.activations import PAPER_FUNCTIONS, build_activation, kernel_stats, reset_kernels
 from workbench.activations import fast as fast_fns
-from workbench.activations.kernels import AUTO_MIN_NUMEL, AUTO_WARMUP_CALLS, ENV_BACKEND, get_kernel
+from workbench.activations.kernels import AUTO_MIN_NUMEL
 
 
 def _points() -> torch.Tensor:
@@ -58,51 +59,126 @@ def _run(act, x):
 FORMULA = "x * asinh(x)^2 + atan(beta * x) - tanh(x) + max(x, sigmoid(x))"
 
 
-def test_compiled_matches_eager_and_auto_switches(monkeypatch):
-    monkeypatch.delenv(ENV_BACKEND, raising=False)
+def test_compiled_matches_eager_and_really_ran_compiled():
     torch.manual_seed(0)
     channels = 4
-    shape = (AUTO_MIN_NUMEL // (channels * 64), channels, 64)
-    x = torch.randn(shape) * 3
+    x = torch.randn(AUTO_MIN_NUMEL // (channels * 64), channels, 64) * 3
     eager = build_activation(FORMULA, channels=channels, backend="eager")
-    auto = build_activation(FORMULA, channels=channels, backend="auto")
+    compiled = build_activation(FORMULA, channels=channels, backend="compiled")
     with torch.no_grad():
-        for m in (eager, auto):
+        for m in (eager, compiled):
             m.beta.copy_(torch.tensor([0.5, 1.0, 1.5, 2.0]))
     want_y, want_g = _run(eager, x)
-    kernel = get_kernel(auto.expr, auto.formula, auto.param_names)
-    kernel.large_calls = 0
-    for _ in range(AUTO_WARMUP_CALLS + 1):
-        y, grads = _run(auto, x)
-    assert any(compiled for (_, _, compiled) in kernel._fns)
+    assert kernel_stats()["calls"] == {"compiled": 0, "eager": 2, "traced": 0}
+    y, grads = _run(compiled, x)
+    stats = kernel_stats()
+    # forward and backward each ran the compiled kernel: no fallback, no recompilation
+    assert stats["calls"] == {"compiled": 2, "eager": 2, "traced": 0}
+    assert stats["fallbacks"] == 0 and stats["recompiles"] == 0
+    assert stats["formulas_compiled"] == [FORMULA] and stats["formulas_failed"] == []
     torch.testing.assert_close(y, want_y, rtol=1e-5, atol=1e-5)
     for got, want in zip(grads, want_g, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
-    # A small tensor under an explicit "compiled" backend reuses the dynamic-shape kernel.
+    # A small tensor of another rank and a channels_last input reuse the compiled kernel.
     small = build_activation(FORMULA, channels=channels, backend="compiled")
-    small.load_state_dict(auto.state_dict())
-    xs = x[:3]
-    ys, _ = _run(small, xs)
-    torch.testing.assert_close(ys, _run(eager, xs)[0], rtol=1e-5, atol=1e-5)
+    small.load_state_dict(compiled.state_dict())
+    for xs in (x[:3], x[:4].reshape(4, channels, 8, 8).to(memory_format=torch.channels_last)):
+        ys, gs = _run(small, xs)
+        want_ys, want_gs = _run(eager, xs)
+        torch.testing.assert_close(ys, want_ys, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gs[0], want_gs[0], rtol=1e-5, atol=1e-4)
+    stats = kernel_stats()
+    assert stats["calls"]["compiled"] == 6 and stats["recompiles"] == 0
+    assert stats["fallbacks"] == 0
 
 
-def test_compile_failure_falls_back_to_eager(monkeypatch):
-    monkeypatch.delenv(ENV_BACKEND, raising=False)
+def test_auto_is_a_function_of_the_call_not_of_history():
+    act = build_activation("cos(x) * atan(x) - x")
+    small = torch.randn(100, requires_grad=True)
+    large = torch.randn(AUTO_MIN_NUMEL, requires_grad=True)
+
+    def ran(x):
+        before = kernel_stats()["calls"]
+        act(x).sum().backward()
+        after = kernel_stats()["calls"]
+        return {k: after[k] - before[k] for k in after if after[k] != before[k]}
+
+    assert ran(large) == {"compiled": 2}  # the first large call compiles: no warm-up count
+    for _ in range(3):
+        assert ran(small) == {"eager": 2}
+        assert ran(large) == {"compiled": 2}
+    reset_kernels()
+    assert ran(small) == {"eager": 2}  # a fresh process history decides the same way
+    assert ran(large[: AUTO_MIN_NUMEL - 1]) == {"eager": 2}
+    assert kernel_stats()["fallbacks"] == 0
+
+
+def test_compile_failure_is_warned_counted_and_falls_back_to_eager():
     act = build_activation("x * 1.25 + sin(x) * 0.5", backend="auto")
     x = torch.randn(AUTO_MIN_NUMEL)
     want = x * 1.25 + torch.sin(x) * 0.5
+    calls = 3
     with (
         torch._inductor.config.patch({"cpp.cxx": ("/nonexistent/c++",)}),
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always")
-        for _ in range(AUTO_WARMUP_CALLS + 2):
+        for _ in range(calls):
             y = act(x.requires_grad_(True))
             y.sum().backward()
     messages = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
-    assert len(messages) == 1 and "x * 1.25 + sin(x) * 0.5" in messages[0]
+    # one warning per compiled function (forward, backward), each naming the formula
+    assert len(messages) == 2 and all("x * 1.25 + sin(x) * 0.5" in m for m in messages)
     torch.testing.assert_close(y.detach(), want)
-    torch.testing.assert_close(x.grad / (AUTO_WARMUP_CALLS + 2), 1.25 + 0.5 * torch.cos(x))
+    torch.testing.assert_close(x.grad / calls, 1.25 + 0.5 * torch.cos(x))
+    stats = kernel_stats()
+    assert stats["fallbacks"] == 2 * calls and stats["calls"]["eager"] == 2 * calls
+    assert stats["calls"]["compiled"] == 0
+    assert stats["formulas_failed"] == ["x * 1.25 + sin(x) * 0.5"]
+    assert stats["backend"] == "eager"
+    # An explicit "compiled" backend raises instead of falling back.
+    strict = build_activation("x * 1.5 + cos(x)", backend="compiled")
+    with (
+        torch._inductor.config.patch({"cpp.cxx": ("/nonexistent/c++",)}),
+        pytest.raises(Exception, match="nonexistent|c\\+\\+|compil"),
+    ):
+        strict(torch.randn(16))
+
+
+@pytest.mark.parametrize(
+    ("spec", "backend"),
+    [
+        ("x * sigmoid(beta * x)", "eager"),
+        ("x * sigmoid(beta * x)", "compiled"),
+        ("max(x, sigmoid(x))", "eager"),
+        ("glu(x * sigmoid(beta * x))", "eager"),
+    ],
+)
+def test_float16_gradients_propagate_inf_and_nan(spec, backend):
+    gated = spec.startswith("glu(")
+    act = build_activation(spec, backend=backend, channel_dim=-1).half()
+    x = torch.tensor([0.5, 1.0, 2.0, -1.5], dtype=torch.float16)
+    if gated:  # gate half, then a positive value half
+        x = torch.cat([x, torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=torch.float16)])
+    x.requires_grad_(True)
+    g = torch.tensor([math.inf, -math.inf, math.nan, 1.0], dtype=torch.float16)
+    gx = torch.autograd.grad(act(x), x, g)[0][:4]
+    assert gx[0].item() == math.inf and gx[1].item() == -math.inf  # derivatives > 0 there
+    assert math.isnan(gx[2].item()) and math.isfinite(gx[3].item())
+    for p in act.parameters():  # a parameter gradient sums an inf and a nan: not finite
+        (gp,) = torch.autograd.grad(act(x), p, g)
+        assert not torch.isfinite(gp).all()
+
+
+def test_float16_overflow_is_inf_like_native_ops():
+    x = torch.tensor([2.0, 50.0, -50.0], dtype=torch.float16, requires_grad=True)
+    act = build_activation("x^3", backend="eager").half()
+    y = act(x)
+    assert torch.equal(y, x.detach() ** 3)  # 125000 > 65504: inf, as the native op gives
+    assert y[1].item() == math.inf and y[2].item() == -math.inf
+    # an incoming gradient that overflows through the derivative (3x^2 = 12 at 2) is inf
+    (gx,) = torch.autograd.grad(y, x, torch.tensor([6000.0, 0.0, 0.0], dtype=torch.float16))
+    assert gx[0].item() == math.inf
 
 
 @pytest.mark.gpu

@@ -27,14 +27,12 @@ See docs/activations.md for the language and the semantics of every function.
 
 from __future__ import annotations
 
-import difflib
-import re
 from typing import TYPE_CHECKING, Any
 
-from workbench.activations.baselines import BASELINES, PAPER_FUNCTIONS, REGISTRY
+from workbench.activations.baselines import BASELINES, GATED, PAPER_FUNCTIONS, REGISTRY
+from workbench.activations.compilation import kernel_stats
 from workbench.activations.expr import (
     CONSTANTS,
-    PARAM_DEFAULT,
     ActivationError,
     Bin,
     Call,
@@ -42,12 +40,11 @@ from workbench.activations.expr import (
     Neg,
     Num,
     Var,
-    is_param,
     params_of,
-    parse_with,
     print_expr,
 )
-from workbench.activations.functions import ARITY, PUBLIC_FUNCTIONS
+from workbench.activations.functions import PUBLIC_FUNCTIONS
+from workbench.activations.specs import initial_values, parse, resolve
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +54,7 @@ __all__ = [
     "BASELINES",
     "CONSTANTS",
     "FUNCTION_NAMES",
+    "GATED_NAMES",
     "PAPER_FUNCTIONS",
     "ActivationError",
     "Bin",
@@ -69,19 +67,18 @@ __all__ = [
     "canonical",
     "check_spec",
     "evaluate",
+    "gate_of",
+    "is_gated",
+    "kernel_stats",
     "list_activations",
     "params_of",
     "parse",
+    "reset_kernels",
     "to_formula",
 ]
 
 FUNCTION_NAMES: tuple[str, ...] = PUBLIC_FUNCTIONS
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
-
-
-def parse(formula: str) -> Expr:
-    """Parse a formula into an expression tree; raises ActivationError on any problem."""
-    return parse_with(formula, ARITY)
+GATED_NAMES: tuple[str, ...] = tuple(GATED)
 
 
 def to_formula(expr: Expr) -> str:
@@ -90,60 +87,77 @@ def to_formula(expr: Expr) -> str:
 
 
 def canonical(formula: str) -> str:
-    """Canonical printed form of a formula: `canonical(canonical(f)) == canonical(f)`."""
+    """Canonical printed form of a formula: `canonical(canonical(f)) == canonical(f)`.
+
+    A gated form `glu(<formula or name>)` comes back as `glu(<its normalised gate>)`.
+    """
+    if isinstance(formula, str) and formula.strip().startswith("glu") and is_gated(formula):
+        return check_spec(formula)
     return print_expr(parse(formula))
 
 
-def _unknown_name(spec: str) -> ActivationError:
-    close = difflib.get_close_matches(spec.lower(), list(REGISTRY), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ActivationError(
-        f"unknown activation {spec!r}: not a registered name ({', '.join(REGISTRY)}) "
-        f"and not a formula over x{hint}"
-    )
-
-
-def _parse_spec(spec: str) -> tuple[str, Expr | None]:
-    """(normalised spec, parsed formula or None for a registered name)."""
-    if not isinstance(spec, str):
-        raise ActivationError(f"an activation spec must be a string, got {type(spec).__name__}")
-    text = spec.strip()
-    if text in REGISTRY:
-        return text, None
-    bare = _IDENT.fullmatch(text) is not None
-    if bare and text not in ("x", *CONSTANTS, *FUNCTION_NAMES) and not is_param(text):
-        raise _unknown_name(text)
-    expr = parse(text)
-    return print_expr(expr), expr
-
-
 def check_spec(spec: str) -> str:
-    """Validate a spec; registered names come back unchanged, formulas canonical."""
-    return _parse_spec(spec)[0]
+    """Validate a spec; registered names come back unchanged, formulas canonical, gated forms
+    as `glu(<normalised gate>)`."""
+    return resolve(spec).spec
+
+
+def is_gated(spec: str) -> bool:
+    """Whether a (valid) spec is gated: act(a) * b over a doubled channel dimension."""
+    return resolve(spec).gated
+
+
+def gate_of(spec: str) -> str:
+    """The normalised elementwise gate of a gated spec (`gate_of("swiglu") == "swish1"`)."""
+    r = resolve(spec)
+    if r.gate is None:
+        raise ActivationError(f"{r.spec!r} is not a gated activation spec")
+    return r.gate
 
 
 def list_activations() -> dict[str, str]:
-    """Registered names and one-line descriptions, baselines first."""
-    return {name: entry.description for name, entry in REGISTRY.items()}
+    """Registered names and one-line descriptions: baselines first, gated ones last."""
+    names = {name: entry.description for name, entry in REGISTRY.items()}
+    names.update({name: entry.description for name, entry in GATED.items()})
+    return names
 
 
-def _init_values(spec: str, names: list[str], given: dict[str, Any]) -> dict[str, float]:
-    unknown = sorted(set(given) - set(names))
+def reset_kernels() -> None:
+    """Drop every cached kernel and compiled function, and clear `kernel_stats()`."""
+    from workbench.activations.kernels import reset_kernels as reset
+
+    reset()
+
+
+def evaluate(spec_or_expr: str | Expr, x: torch.Tensor, **param_values: Any) -> torch.Tensor:
+    """The activation's value at x, computed in float64 with float32's training semantics.
+
+    `spec_or_expr` is a registered elementwise name (evaluated through its formula), a
+    formula, or a parsed tree; gated specs are refused (evaluate their `gate_of`). Parameters
+    not given take their initial values (1.0; PReLU's alpha 0.25); each value is a float or
+    a tensor that broadcasts against x, e.g. beta of shape (n, 1) with x of shape (m,) gives
+    an (n, m) result.
+    """
+    from workbench.activations.numeric import evaluate_expr
+
+    defaults: dict[str, float] = {}
+    if isinstance(spec_or_expr, Num | Var | Neg | Bin | Call):
+        expr, label = spec_or_expr, print_expr(spec_or_expr)
+    else:
+        r = resolve(spec_or_expr)
+        if r.gated:
+            raise ActivationError(
+                f"evaluate() takes an elementwise spec, but {r.spec!r} is gated; "
+                f"evaluate its gate {r.gate!r} instead"
+            )
+        expr, label, defaults = r.expr, r.spec, r.defaults
+    names = params_of(expr)
+    unknown = sorted(set(param_values) - set(names))
     if unknown:
         has = f"its parameters are {', '.join(names)}" if names else "it has no parameters"
-        raise ActivationError(
-            f"unknown parameter {', '.join(unknown)} for activation {spec!r}: {has}"
-        )
-    values: dict[str, float] = {}
-    for name in names:
-        value = given.get(name, PARAM_DEFAULT)
-        try:
-            values[name] = float(value)
-        except (TypeError, ValueError):
-            raise ActivationError(
-                f"initial value of parameter {name} for {spec!r} must be a number, got {value!r}"
-            ) from None
-    return values
+        raise ActivationError(f"unknown parameter {', '.join(unknown)} for {label!r}: {has}")
+    values = {n: param_values.get(n, defaults.get(n, 1.0)) for n in names}
+    return evaluate_expr(expr, x, values, label)
 
 
 def build_activation(
@@ -155,7 +169,8 @@ def build_activation(
     backend: str = "auto",
     **params: Any,
 ) -> nn.Module:
-    """Build the module for a registered name or a formula (see the module docstring).
+    """Build the module for a registered name, a formula or a gated spec (see the module
+    docstring).
 
     `inplace` is accepted and ignored (activations here never modify their input), so the
     result drops into code written for `nn.ReLU(inplace=True)`.
@@ -163,7 +178,7 @@ def build_activation(
     from workbench.activations import kernels, modules
 
     del inplace
-    name, expr = _parse_spec(spec)
+    r = resolve(spec)
     if channels is not None and (
         isinstance(channels, bool) or not isinstance(channels, int) or channels < 1
     ):
@@ -174,52 +189,14 @@ def build_activation(
         kernels.resolve_backend(backend)
     except ValueError as exc:
         raise ActivationError(str(exc)) from None
-    if expr is None:
-        entry = REGISTRY[name]
-        defaults = {k: params.get(k, v) for k, v in entry.params.items()}
-        _init_values(name, list(entry.params), params)
-        if name == "prelu":
-            return modules.PReLU(
-                alpha=float(defaults["alpha"]), channels=channels, channel_dim=channel_dim
-            )
+    init = initial_values(r, params)
+    common = {"init": init, "channels": channels, "channel_dim": channel_dim, "backend": backend}
+    if r.gated:
+        return modules.GatedActivation(r.spec, r.gate, r.expr, r.formula, **common)
+    if r.name is not None:
+        entry = REGISTRY[r.name]
+        if r.name == "prelu":
+            return modules.PReLU(alpha=init["alpha"], channels=channels, channel_dim=channel_dim)
         if entry.native is not None:
-            return modules.NativeActivation(name, entry.native, **entry.kwargs)
-        expr = parse(entry.formula)
-        init = _init_values(name, params_of(expr), defaults)
-        return modules.FormulaActivation(
-            name, expr, print_expr(expr), init=init, channels=channels,
-            channel_dim=channel_dim, backend=backend,
-        )  # fmt: skip
-    init = _init_values(name, params_of(expr), params)
-    return modules.FormulaActivation(
-        name, expr, name, init=init, channels=channels, channel_dim=channel_dim, backend=backend
-    )
-
-
-def evaluate(spec_or_expr: str | Expr, x: torch.Tensor, **param_values: Any) -> torch.Tensor:
-    """The activation's value at x, computed in float64 with float32's training semantics.
-
-    `spec_or_expr` is a registered name (evaluated through its formula), a formula, or a
-    parsed tree. Parameters not given take their initial values (1.0; PReLU's alpha 0.25);
-    each value is a float or a tensor that broadcasts against x, e.g. beta of shape (n, 1)
-    with x of shape (m,) gives an (n, m) result.
-    """
-    from workbench.activations.numeric import evaluate_expr
-
-    defaults: dict[str, Any]
-    if isinstance(spec_or_expr, Num | Var | Neg | Bin | Call):
-        expr, label = spec_or_expr, print_expr(spec_or_expr)
-        defaults = {}
-    else:
-        label, expr = _parse_spec(spec_or_expr)
-        defaults = {}
-        if expr is None:
-            entry = REGISTRY[label]
-            expr, defaults = parse(entry.formula), dict(entry.params)
-    names = params_of(expr)
-    unknown = sorted(set(param_values) - set(names))
-    if unknown:
-        has = f"its parameters are {', '.join(names)}" if names else "it has no parameters"
-        raise ActivationError(f"unknown parameter {', '.join(unknown)} for {label!r}: {has}")
-    values = {n: param_values.get(n, defaults.get(n, PARAM_DEFAULT)) for n in names}
-    return evaluate_expr(expr, x, values, label)
+            return modules.NativeActivation(r.name, entry.native, **entry.kwargs)
+    return modules.FormulaActivation(r.spec, r.expr, r.formula, **common)

@@ -4,6 +4,10 @@ Each entry has a one-line description and the formula it equals (used by tests a
 independent definition and by `workbench activations`). Functions torch implements natively
 run as the native op; `swish` (trainable beta) runs as the formula kernel; `prelu` is a module of
 its own. `PAPER_FUNCTIONS` are the eight novel functions of the paper's table, as formulas.
+
+`GATED` holds the published gated activations act(a) * b (Shazeer 2020, "GLU Variants Improve
+Transformer"), each the gated form `glu(<gate>)` of a registered elementwise gate. Note that
+`glu` alone is the sigmoid-gated GLU of Dauphin et al. (2017), not the gated-form syntax.
 """
 
 from __future__ import annotations
@@ -74,3 +78,20 @@ REGISTRY: dict[str, Registered] = {
     "hardswish": Registered("x * relu6(x + 3) / 6", "x * min(max(x + 3, 0), 6) / 6", "hardswish"),
     "identity": Registered("x", "x", "identity"),
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Gated:
+    """A registered gated activation act(a) * b: the registered elementwise gate `act`."""
+
+    gate: str
+    description: str
+
+
+GATED: dict[str, Gated] = {
+    "swiglu": Gated("swish1", "SwiGLU: swish1(a) * b (Shazeer 2020)"),
+    "geglu": Gated("gelu", "GEGLU: gelu(a) * b, exact erf GELU (Shazeer 2020)"),
+    "reglu": Gated("relu", "ReGLU: relu(a) * b (Shazeer 2020)"),
+    "bilinear": Gated("identity", "bilinear: a * b (Shazeer 2020)"),
+    "glu": Gated("sigmoid", "GLU: sigmoid(a) * b (Dauphin et al. 2017)"),
+}

@@ -2,8 +2,12 @@
 
 - `FormulaActivation`: any formula; its parameters (`beta`, ...) are nn.Parameters named as in
   the formula, scalar or one per channel along `channel_dim`. Runs through the shared
-  `kernels.FormulaKernel` of its formula (looked up by canonical text at call time, so modules
+  `kernels.Kernel` of its formula (looked up by canonical text at call time, so modules
   deep-copy and pickle as plain data).
+- `GatedActivation`: a gated spec `glu(<gate>)`: takes the concatenated [a | b] input of size
+  2h along `channel_dim` and returns gate(a) * b of size h, through the gate's fused kernel
+  (which saves only the input and the parameters). Parameters as for formulas, h of them per
+  channel with `channels=h`.
 - `NativeActivation`: a registered baseline that torch implements natively (relu, silu, gelu,
   ...), called directly: the native op is the fastest correct implementation.
 - `PReLU`: max(0, x) + alpha * min(0, x) with learnable alpha (scalar or per channel).
@@ -74,6 +78,60 @@ class FormulaActivation(nn.Module):
         text = (
             f"{self.formula!r}" if self.spec == self.formula else f"{self.spec!r}: {self.formula!r}"
         )
+        if self.channels is not None:
+            text += f", channels={self.channels}, channel_dim={self.channel_dim}"
+        return text
+
+
+class GatedActivation(nn.Module):
+    """gate(a) * b of the two halves [a | b] of the input along `channel_dim`, fused."""
+
+    def __init__(
+        self,
+        spec: str,
+        gate: str,
+        expr: Expr,
+        formula: str,
+        *,
+        init: Mapping[str, float],
+        channels: int | None = None,
+        channel_dim: int = 1,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.spec = spec
+        self.gate = gate
+        self.formula = formula  # the gate's formula
+        self.expr = expr
+        self.channels = channels
+        self.channel_dim = channel_dim
+        self.backend = backend
+        self.param_names = tuple(params_of(expr))
+        for name in self.param_names:
+            self.register_parameter(name, _param(init[name], channels))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        d = self.channel_dim
+        if z.ndim == 0 or not -z.ndim <= d < z.ndim:
+            raise ValueError(
+                f"gated activation {self.spec!r} splits dim {d}, but got an input of shape "
+                f"{tuple(z.shape)}"
+            )
+        n = z.shape[d]
+        want = None if self.channels is None else 2 * self.channels
+        if n % 2 or (want is not None and n != want):
+            built = "" if want is None else f" (built with channels={self.channels})"
+            raise ValueError(
+                f"gated activation {self.spec!r} needs [gate | value] halves along dim {d}"
+                f"{built}: expected {'an even size' if want is None else want} there, "
+                f"got an input of shape {tuple(z.shape)}"
+            )
+        kernel = get_kernel(self.expr, self.formula, self.param_names, gated=True)
+        params = [getattr(self, n) for n in self.param_names]
+        return kernel.apply(z, params, d, self.backend)
+
+    def extra_repr(self) -> str:
+        text = f"{self.spec!r}: {self.formula!r} * value"
         if self.channels is not None:
             text += f", channels={self.channels}, channel_dim={self.channel_dim}"
         return text

@@ -2,7 +2,9 @@
 
 Each spec is drawn once per combination of the parameter values given (e.g. beta = 0.1, 1, 10),
 left panel the function, right panel its derivative (computed by autograd through the module,
-i.e. the same backward the training uses). Matplotlib runs headless (Agg).
+i.e. the same backward the training uses). A gated spec is drawn as its gate act(a), labelled
+with both (its product with the value half b is not a function of one variable). Matplotlib
+runs headless (Agg).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.activations import ActivationError, build_activation
+from workbench.activations import ActivationError, build_activation, gate_of, is_gated
 
 
 def curves(
@@ -29,6 +31,10 @@ def curves(
     used: set[str] = set()
     out = []
     for spec in specs:
+        name = spec
+        if is_gated(spec):
+            spec = gate_of(spec)
+            name = f"{name} (gate {spec})"
         probe = build_activation(spec, backend="eager")
         names = [n for n, _ in probe.named_parameters() if n in values]
         used.update(names)
@@ -38,7 +44,7 @@ def curves(
             xs = x.clone().requires_grad_(True)
             y = act(xs)
             (dy,) = torch.autograd.grad(y.sum(), xs)
-            label = spec + "".join(f", {k}={v:g}" for k, v in params.items())
+            label = name + "".join(f", {k}={v:g}" for k, v in params.items())
             out.append((label, x, y.detach(), dy))
     unused = sorted(set(values) - used)
     if unused:
