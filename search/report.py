@@ -11,6 +11,8 @@ exhaustive run and a run of strategies with the same child. Design choices:
 - The findings compare the top candidates (the best 1%, at least 10) with all evaluated ones:
   performance by number of core units actually used, how often the raw x enters the final
   binary function, periodic functions (sin, cos), and division.
+- Sections are blocks of the report model (`workbench.report.model`), which `workbench report`
+  renders to Markdown and HTML.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from search.ranking import best_by_activation, function_key
 from workbench.records import Row
+from workbench.report.model import Cell, Figure, Section, Table, Text
 
 
 def _reward_rows(rows: list[Row]) -> list[Row]:
@@ -54,45 +57,68 @@ def evals_to_reach(unit_rows: list[Row], threshold: float) -> int | None:
     return None
 
 
-def search_report(rows: list[Row], out_dir: Path) -> list[str]:
+def search_report(rows: list[Row], out_dir: Path) -> list[Section]:
     rows = _reward_rows(rows)
     if not rows:
         return []
     units = _units(rows)
     best = best_by_activation(rows)
-    sections = [_top_table(best), _curves(units, out_dir), _findings(rows, best)]
-    return [s + "\n" for s in sections if s]
+    return [_top_table(best), _curves(units, out_dir), _findings(rows, best)]
 
 
-def _top_table(best: list[Row], k: int = 20) -> str:
-    lines = [
-        f"### Search: top {min(k, len(best))} candidates",
-        "",
-        "| rank | activation | reward (val acc %) | strategy | core units | found at evaluation | run |",
-        "|---:|---|---:|---|---:|---:|---|",
-    ]
+def _num(v: float | None, digits: int = 2) -> Cell:
+    return Cell(_fmt(v, digits), sort=v)
+
+
+def _top_table(best: list[Row], k: int = 20) -> Section:
+    table = Table(
+        columns=[
+            "rank",
+            "activation",
+            "reward (val acc %)",
+            "strategy",
+            "core units",
+            "found at evaluation",
+            "run",
+        ],
+        align=["r", "", "r", "", "r", "r", ""],
+    )
     for i, r in enumerate(best[:k], 1):
-        lines.append(
-            f"| {i} | `{r['activation']}` | {_fmt(r['value'])} | {r.field('strategy')} | "
-            f"{r.field('core_units')} | {r.field('eval_index')} | {r.get('run')} |"
+        table.add(
+            i,
+            Cell(r["activation"], code=True),
+            _num(r["value"]),
+            str(r.field("strategy")),
+            r.field("core_units"),
+            r.field("eval_index"),
+            str(r.get("run")),
         )
-    return "\n".join(lines)
+    return Section(f"Search: top {min(k, len(best))} candidates", [table])
 
 
-def _curves(units: dict[tuple, list[Row]], out_dir: Path) -> str:
+def _curves(units: dict[tuple, list[Row]], out_dir: Path) -> Section:
     exhaustive = {}
     for (_, _, strategy, _), urows in units.items():
         if strategy == "exhaustive":
             # Failed candidates are part of the table, with the minimum reward 0.
             vals = [r["value"] if r.get("status") == "ok" else 0.0 for r in urows]
             exhaustive[urows[0].field("child_hash")] = (top_fraction_threshold(vals), len(urows))
-    lines = [
-        "### Search: reward vs evaluations",
-        "",
-        "| run | strategy | seed | evaluations | trained here | failed/diverged | best | "
-        "mean | to top 1% of exhaustive | trained per hour |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    table = Table(
+        columns=[
+            "run",
+            "strategy",
+            "seed",
+            "evaluations",
+            "trained here",
+            "failed/diverged",
+            "best",
+            "mean",
+            "to top 1% of exhaustive",
+            "trained per hour",
+        ],
+        align=["", "", "r", "r", "r", "r", "r", "r", "r", "r"],
+    )
+    section = Section("Search: reward vs evaluations", [table])
     curves = []
     reached: dict[str, list[int | None]] = defaultdict(list)
     order = sorted(units.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][2]), kv[0][3] or 0))
@@ -105,49 +131,66 @@ def _curves(units: dict[tuple, list[Row]], out_dir: Path) -> str:
         curves.append((str(strategy), running))
         fresh = [r for r in urows if not r.field("reused")]
         bad = sum(r.get("status") != "ok" for r in urows)
-        per_hour = "–"
+        per_hour = Cell("–")
         if len(fresh) > 1:
             span = fresh[-1]["time"] - fresh[0]["time"]
             if span > 0:
-                per_hour = f"{(len(fresh) - 1) / span * 3600:.0f}"
-        reach = "–"
+                per_hour = _num((len(fresh) - 1) / span * 3600, 0)
+        reach = Cell("–")
         ex = exhaustive.get(urows[0].field("child_hash"))
         if ex is not None and strategy != "exhaustive":
             n = evals_to_reach(urows, ex[0])
-            reach = str(n) if n is not None else f"not in {len(urows)}"
+            reach = Cell(str(n), sort=n) if n is not None else Cell(f"not in {len(urows)}")
             reached[strategy].append(n)
         ok_vals = [v for v, r in zip(vals, urows, strict=True) if r.get("status") == "ok"]
         mean = sum(ok_vals) / len(ok_vals) if ok_vals else None
-        lines.append(
-            f"| {run} | {strategy} | {seed} | {len(urows)} | {len(fresh)} | {bad} | "
-            f"{_fmt(running[-1])} | {_fmt(mean)} | {reach} | {per_hour} |"
+        table.add(
+            str(run),
+            str(strategy),
+            seed,
+            len(urows),
+            len(fresh),
+            bad,
+            _num(running[-1]),
+            _num(mean),
+            reach,
+            per_hour,
         )
     if exhaustive:
         for chash, (thr, n) in exhaustive.items():
-            lines.append("")
-            lines.append(
-                f"Top 1% of the exhaustive table (child {chash}, {n} candidates): "
-                f"reward >= {thr:.2f}."
+            section.add(
+                Text(
+                    f"Top 1% of the exhaustive table (child {chash}, {n} candidates): "
+                    f"reward >= {thr:.2f}."
+                )
             )
     if reached:
-        lines += [
-            "",
-            "| strategy | search units | reached the top 1% | evaluations needed (each seed) | median |",
-            "|---|---:|---:|---|---:|",
-        ]
+        needed = Table(
+            columns=[
+                "strategy",
+                "search units",
+                "reached the top 1%",
+                "evaluations needed (each seed)",
+                "median",
+            ],
+            align=["", "r", "r", "", "r"],
+        )
         for strategy, ns in sorted(reached.items()):
             # A unit that never reached it counts as needing more than its budget (inf).
             median = sorted(n if n is not None else math.inf for n in ns)[len(ns) // 2]
-            lines.append(
-                f"| {strategy} | {len(ns)} | {sum(n is not None for n in ns)} | "
-                f"{', '.join('-' if n is None else str(n) for n in ns)} | "
-                f"{'not reached' if median == math.inf else median} |"
+            needed.add(
+                str(strategy),
+                len(ns),
+                sum(n is not None for n in ns),
+                ", ".join("-" if n is None else str(n) for n in ns),
+                Cell("not reached") if median == math.inf else median,
             )
+        section.add(needed)
     thresholds = [thr for thr, _ in exhaustive.values()]
     plot = _plot_curves(curves, out_dir, thresholds[0] if len(thresholds) == 1 else None)
     if plot:
-        lines += ["", f"![best reward so far vs evaluations]({plot})"]
-    return "\n".join(lines)
+        section.add(Figure(out_dir / plot, "best reward so far vs evaluations"))
+    return section
 
 
 def _plot_curves(
@@ -202,7 +245,7 @@ def _mean(rows: list[Row]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _findings(rows: list[Row], best: list[Row]) -> str:
+def _findings(rows: list[Row], best: list[Row]) -> Section:
     # One row per distinct function: its best ok row, else its first (failed) row.
     by_act: dict[str, Row] = {function_key(r): r for r in best}
     for r in rows:
@@ -210,14 +253,17 @@ def _findings(rows: list[Row], best: list[Row]) -> str:
     everything = list(by_act.values())
     k = max(10, math.ceil(0.01 * len(everything)))
     top = best[:k]
-    lines = [
-        "### Search: the paper's findings on this search's data",
-        "",
-        f"Top = the best {len(top)} of {len(everything)} distinct evaluated candidates.",
-        "",
-        "| core units used | candidates | mean reward | best | in top | failed/diverged |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
+    by_units = Table(
+        columns=[
+            "core units used",
+            "candidates",
+            "mean reward",
+            "best",
+            "in top",
+            "failed/diverged",
+        ],
+        align=["r"] * 6,
+    )
     groups: dict[int, list[Row]] = defaultdict(list)
     for r in everything:
         groups[int(r.field("used_core_units", 1))].append(r)
@@ -225,15 +271,24 @@ def _findings(rows: list[Row], best: list[Row]) -> str:
     for n in sorted(groups):
         g = groups[n]
         vals = [r["value"] for r in g if r.get("status") == "ok" and r.get("value") is not None]
-        lines.append(
-            f"| {n} | {len(g)} | {_fmt(_mean(g))} | {_fmt(max(vals) if vals else None)} | "
-            f"{sum(id(r) in top_ids for r in g)} | {sum(r.get('status') != 'ok' for r in g)} |"
+        by_units.add(
+            n,
+            len(g),
+            _num(_mean(g)),
+            _num(max(vals) if vals else None),
+            sum(id(r) in top_ids for r in g),
+            sum(r.get("status") != "ok" for r in g),
         )
-    lines += [
-        "",
-        "| property | share of top | share of all | mean reward with | mean reward without |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    properties = Table(
+        columns=[
+            "property",
+            "share of top",
+            "share of all",
+            "mean reward with",
+            "mean reward without",
+        ],
+        align=["", "r", "r", "r", "r"],
+    )
     for key, label in (
         ("raw_x_final", "raw x feeds the final binary function"),
         ("periodic", "uses a periodic function (sin, cos)"),
@@ -241,8 +296,18 @@ def _findings(rows: list[Row], best: list[Row]) -> str:
     ):
         with_ = [r for r in everything if r.field(key)]
         without = [r for r in everything if not r.field(key)]
-        lines.append(
-            f"| {label} | {_share(top, key):.0f}% | {_share(everything, key):.0f}% | "
-            f"{_fmt(_mean(with_))} | {_fmt(_mean(without))} |"
+        properties.add(
+            label,
+            Cell(f"{_share(top, key):.0f}%", sort=_share(top, key)),
+            Cell(f"{_share(everything, key):.0f}%", sort=_share(everything, key)),
+            _num(_mean(with_)),
+            _num(_mean(without)),
         )
-    return "\n".join(lines)
+    return Section(
+        "Search: the paper's findings on this search's data",
+        [
+            Text(f"Top = the best {len(top)} of {len(everything)} distinct evaluated candidates."),
+            by_units,
+            properties,
+        ],
+    )

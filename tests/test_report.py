@@ -62,7 +62,10 @@ def test_dev_selection_median_unfinished_and_wins(tmp_path):
     assert relu["newstest2013"].text() == "25.00 [24.80–25.40]"
     assert table.rows["gelu"]["newstest2013"].text() == "unfinished"
     assert "lr=0.001" in table.extra_columns["relu"]["setting"]
-    assert "| `relu` | 25.00 [24.80–25.40] | 26.20 [26.00–26.60] |" in report.markdown
+    assert (
+        "| `relu` | 25.00 [24.80–25.40] | 25.07 ± 0.31 | 26.20 [26.00–26.60] | 26.27 ± 0.31 |"
+        in report.markdown
+    )
     assert "signature: `nrefs:1|bleu-sig`" in report.markdown
     # vs relu: 2013 +0.3 and 2014 +0.8, both beyond the 0.1 tie band; gelu has no number yet.
     assert "| `x * sigmoid(x)` | 2/0/0 | 0/0/0 |" in report.markdown

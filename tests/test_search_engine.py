@@ -16,6 +16,7 @@ from search.report import evals_to_reach, search_report, top_fraction_threshold
 from workbench import records
 from workbench.activations import check_spec
 from workbench.recipe import build_recipe
+from workbench.report import markdown
 from workbench.runner import execute
 
 SMALL_SPACE = {
@@ -160,7 +161,7 @@ def test_report_sections_and_evaluations_to_top_percent(tmp_path):
     assert evals_to_reach(sorted(rnd_rows, key=lambda r: r["extra"]["eval_index"]), thr) == expect
     report_dir = tmp_path / "report"
     sections = search_report(ex_rows + rnd_rows, report_dir)
-    text = "\n".join(sections)
+    text = "\n".join(markdown.section(s) for s in sections)
     best = best_by_activation(ex_rows + rnd_rows)[0]
     assert f"`{best['activation']}`" in text
     assert "reward vs evaluations" in text and (report_dir / "search_reward_curves.png").exists()

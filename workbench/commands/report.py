@@ -1,4 +1,5 @@
-"""`workbench report RUN_DIR...`: tables (Markdown + CSV) and plots from results.jsonl rows."""
+"""`workbench report RUN_DIR...`: tables (Markdown + CSV) and plots from results.jsonl rows;
+`--html` adds one self-contained page (plots embedded, sortable tables) from the same model."""
 
 from __future__ import annotations
 
@@ -24,8 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tie",
         type=float,
-        default=0.1,
-        help="a difference of at most this (metric units) is a tie (default 0.1)",
+        default=None,
+        metavar="DELTA",
+        help="also count wins/ties/losses by a threshold: a difference of medians of at most "
+        "DELTA (metric units) is a tie. An option beside the significance-based counts, "
+        "which are always shown",
+    )
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html: one self-contained page (plots embedded, sortable "
+        "tables, no network needed to view it)",
     )
     p.set_defaults(func=main)
 
@@ -45,6 +55,7 @@ def main(args: argparse.Namespace) -> int:
         versus=args.versus,
         tie=args.tie,
         task_sections=report_sections,
+        html=args.html,
     )
     print(report.markdown)
     print(

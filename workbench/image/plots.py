@@ -7,7 +7,8 @@
 
 Everything comes from rows (`extra` holds the histograms and β values), never from checkpoints
 or logs. The generic activation × model tables (median over seeds, win/tie/loss) are the report
-engine's; this module only adds what is specific to images.
+engine's; this module only adds what is specific to images, as sections of the report model
+(`workbench.report.model`), which `workbench report` renders to Markdown and HTML.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.records import Row
+from workbench.report.model import Cell, Figure, Section, Table
+from workbench.report.names import activation_cell
 
 
 def _plt():
@@ -85,22 +88,33 @@ def accuracy_plot(rows: list[Row], path: Path, title: str) -> Path:
     return path
 
 
-def throughput_section(rows: list[Row]) -> str:
-    """Markdown: median images/s per (model, activation), relative to relu on the same model."""
+def throughput_section(rows: list[Row]) -> Section | None:
+    """Median images/s per (model, activation), relative to relu on the same model."""
     groups: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
         if r.get("split") == "test" and r.field("images_per_s"):
             key = (r.get("dataset"), r.get("model"), r.field("device"), r.field("threads"))
             groups[key].append(r)
     if not groups:
-        return ""
-    lines = [
-        "### Image: training throughput",
-        "",
-        "| dataset | model | device (threads) | activation | images/s | vs relu | params | "
-        "unit wall s | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        return None
+    table = Table(
+        columns=[
+            "dataset",
+            "model",
+            "device (threads)",
+            "activation",
+            "images/s",
+            "vs relu",
+            "params",
+            "unit wall s",
+            "seeds",
+        ],
+        notes=[
+            "images/s: training images per second of training time (median over seeds); on a "
+            "shared machine other load can dominate it, so compare speeds with the interleaved "
+            "`python -m workbench.image.throughput`"
+        ],
+    )
     for (dataset, model, device, threads), rs in groups.items():
         per_act: dict[str, list[Row]] = defaultdict(list)
         for r in rs:
@@ -110,38 +124,37 @@ def throughput_section(rows: list[Row]) -> str:
         }
         base = speed.get("relu")
         for act, v in per_act.items():
-            rel = f"{speed[act] / base:.2f}×" if base else "—"
+            rel = Cell(f"{speed[act] / base:.2f}×", sort=speed[act] / base) if base else Cell("—")
             walls = [r.field("wall_s") for r in v if r.field("wall_s") is not None]
-            wall = f"{statistics.median(walls):.0f}" if walls else "—"
-            lines.append(
-                f"| {dataset} | {model} | {device} ({threads}) | `{act}` | {speed[act]:.0f} | "
-                f"{rel} | {v[0].field('params') or '—'} | {wall} | {len(v)} |"
+            wall = statistics.median(walls) if walls else None
+            params = v[0].field("params")
+            table.add(
+                dataset,
+                model,
+                f"{device} ({threads})",
+                activation_cell(act),
+                Cell(f"{speed[act]:.0f}", sort=speed[act]),
+                rel,
+                Cell(str(params), sort=params) if params else "—",
+                Cell.number(wall, 0),
+                len(v),
             )
-    lines += [
-        "",
-        "- images/s: training images per second of training time (median over seeds); on a "
-        "shared machine other load can dominate it, so compare speeds with the interleaved "
-        "`python -m workbench.image.throughput`",
-    ]
-    return "\n".join(lines)
+    return Section("Image: training throughput", [table])
 
 
-def beta_section(rows: list[Row], out_dir: Path) -> str:
+def beta_section(rows: list[Row], out_dir: Path) -> Section | None:
     """Learned activation parameters per layer: a histogram and per-layer box plot per group."""
     groups: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
         if r.get("split") == "test" and r.field("activation_params"):
             groups[(r.get("dataset"), r.get("model"), r.get("activation"))].append(r)
     if not groups:
-        return ""
+        return None
     plt = _plt()
-    lines = [
-        "### Image: learned activation parameters",
-        "",
-        "| dataset | model | activation | parameter | sites | median | 10%–90% | seeds |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    figures = []
+    table = Table(
+        ["dataset", "model", "activation", "parameter", "sites", "median", "10%–90%", "seeds"]
+    )
+    figures: list[Figure] = []
     for (dataset, model, act), rs in groups.items():
         by_param: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in rs:
@@ -151,9 +164,15 @@ def beta_section(rows: list[Row], out_dir: Path) -> str:
         for pname, sites in by_param.items():
             values = sorted(v for vs in sites.values() for v in vs)
             q = statistics.quantiles(values, n=10) if len(values) > 1 else values * 9
-            lines.append(
-                f"| {dataset} | {model} | `{act}` | {pname} | {len(sites)} | "
-                f"{statistics.median(values):.3f} | {q[0]:.3f}–{q[-1]:.3f} | {len(rs)} |"
+            table.add(
+                dataset,
+                model,
+                activation_cell(act),
+                pname,
+                len(sites),
+                Cell.number(statistics.median(values), 3),
+                Cell(f"{q[0]:.3f}–{q[-1]:.3f}", sort=q[0]),
+                len(rs),
             )
             fig, (ax1, ax2) = plt.subplots(
                 1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 2]}
@@ -174,12 +193,11 @@ def beta_section(rows: list[Row], out_dir: Path) -> str:
             path = out_dir / f"image_{_slug('params', dataset, model, act, pname)}.png"
             fig.savefig(path, dpi=120)
             plt.close(fig)
-            figures.append(f"![learned {pname} of {act} on {model}]({path.name})")
-    lines += ["", *figures]
-    return "\n".join(lines)
+            figures.append(Figure(path, f"learned {pname} of {act} on {model}"))
+    return Section("Image: learned activation parameters", [table, *figures])
 
 
-def preact_section(rows: list[Row], out_dir: Path) -> str:
+def preact_section(rows: list[Row], out_dir: Path) -> Section | None:
     """Pre-activation distributions per activation (summed over seeds), negative bump shaded."""
     groups: dict[tuple, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -187,15 +205,19 @@ def preact_section(rows: list[Row], out_dir: Path) -> str:
         if r.get("split") == "test" and hist and hist.get("total"):
             groups[(r.get("dataset"), r.get("model"))][r.get("activation")].append(hist)
     if not groups:
-        return ""
+        return None
     plt = _plt()
-    lines = [
-        "### Image: pre-activation distribution",
-        "",
-        "| dataset | model | activation | share in [−5, 0] (median) | share < −10 or > 10 | seeds |",
-        "|---|---|---|---|---|---|",
-    ]
-    figures = []
+    table = Table(
+        [
+            "dataset",
+            "model",
+            "activation",
+            "share in [−5, 0] (median)",
+            "share < −10 or > 10",
+            "seeds",
+        ]
+    )
+    figures: list[Figure] = []
     for (dataset, model), per_act in groups.items():
         fig, ax = plt.subplots(figsize=(6.5, 3.6))
         for act, hists in per_act.items():
@@ -208,9 +230,13 @@ def preact_section(rows: list[Row], out_dir: Path) -> str:
             ax.plot(centers, [c / total / width for c in counts], label=act, lw=1.2)
             share = statistics.median(h["bump_fraction"] for h in hists)
             tails = sum(h["below"] + h["above"] for h in hists) / total
-            lines.append(
-                f"| {dataset} | {model} | `{act}` | {100 * share:.1f}% | {100 * tails:.2f}% | "
-                f"{len(hists)} |"
+            table.add(
+                dataset,
+                model,
+                activation_cell(act),
+                Cell(f"{100 * share:.1f}%", sort=share),
+                Cell(f"{100 * tails:.2f}%", sort=tails),
+                len(hists),
             )
         bump = hists[0].get("bump", [-5.0, 0.0])
         ax.axvspan(bump[0], bump[1], color="#fdd0a2", alpha=0.5, label="Swish's negative bump")
@@ -222,29 +248,28 @@ def preact_section(rows: list[Row], out_dir: Path) -> str:
         path = out_dir / f"image_{_slug('preact', dataset, model)}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
-        figures.append(f"![pre-activations on {model}]({path.name})")
-    lines += ["", *figures]
-    return "\n".join(lines)
+        figures.append(Figure(path, f"pre-activations on {model}"))
+    return Section("Image: pre-activation distribution", [table, *figures])
 
 
-def image_report(rows: list[Row], out_dir: Path) -> list[str]:
-    """The image task's Markdown sections (figures saved under out_dir)."""
+def image_report(rows: list[Row], out_dir: Path) -> list[Section]:
+    """The image task's report sections (figures saved under out_dir)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metric_rows = latest_metric_rows(rows)
-    sections = []
-    figures = []
+    sections: list[Section] = []
+    figures: list[Figure] = []
     for (dataset, model), rs in _groups(metric_rows, "test").items():
         path = out_dir / f"image_{_slug('accuracy', dataset, model)}.png"
         accuracy_plot(rs, path, f"test accuracy — {model} / {dataset} (dots: seeds, bar: median)")
-        figures.append(f"![test accuracy on {model} / {dataset}]({path.name})")
+        figures.append(Figure(path, f"test accuracy on {model} / {dataset}"))
     if figures:
-        sections.append("### Image: accuracy per activation\n\n" + "\n".join(figures))
+        sections.append(Section("Image: accuracy per activation", list(figures)))
     for part in (
         throughput_section(metric_rows),
         beta_section(metric_rows, out_dir),
         preact_section(metric_rows, out_dir),
     ):
-        if part:
+        if part is not None:
             sections.append(part)
-    return [section + "\n" for section in sections]
+    return sections

@@ -1,9 +1,12 @@
-"""`workbench report`: Markdown and CSV tables (and plots) from the rows of one or more runs.
+"""`workbench report`: one report model from the rows of one or more runs, rendered to Markdown
+(and, on request, one self-contained HTML page), with CSV tables and plots beside it.
 
 Generic tables come from `workbench.report.tables`; each task may add its own sections (the
 search's top-k table and curves, the image task's β histograms) through the `task_sections`
 callable the caller passes in (the CLI asks the task registry), so this layer never imports the
-tasks above it. A task section that fails is reported as failed instead of sinking the report.
+tasks above it. Every part is a `workbench.report.model.Section`; `report.md` and `report.html`
+are two renderings of the same `Document`. A task section that fails is reported as failed
+instead of sinking the report.
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.activations import list_activations
 from workbench.records import Row
+from workbench.report import html as html_render
+from workbench.report import markdown as md_render
 from workbench.report import rows as rows_mod
+from workbench.report.model import Document, Section, Text, as_section
+from workbench.report.names import candidates_and_baselines
 from workbench.report.plots import plot_table
 from workbench.report.tables import Table, model_tables, split_tables, win_tie_loss
 
 log = logging.getLogger("workbench.report")
 
-# (task name, that task's rows, output directory) -> the task's Markdown sections.
-TaskSections = Callable[[str, list[Row], Path], list[str]]
+# (task name, that task's rows, output directory) -> the task's report sections.
+TaskSections = Callable[[str, list[Row], Path], list[Section]]
+
+HTML_FILE = "report.html"
+MARKDOWN_FILE = "report.md"
 
 
 @dataclass
@@ -31,86 +40,90 @@ class Report:
     markdown: str
     tables: list[Table]
     files: list[Path]
+    document: Document
+    html: str | None = None
 
 
-def _candidates(tables: list[Table], versus: list[str] | None) -> tuple[list[str], list[str]]:
-    registered = set(list_activations())
-    acts = list(dict.fromkeys(a for t in tables for a in t.rows))
-    if versus:
-        candidates = [a for a in acts if a in versus]
-        baselines = [a for a in acts if a not in versus]
-    else:
-        candidates = [a for a in acts if a not in registered]
-        baselines = [a for a in acts if a in registered]
-    return candidates, baselines
+def _units_line(units: dict[str, Row]) -> str:
+    by_status: dict[str, int] = {}
+    for u in units.values():
+        by_status[u.get("status", "?")] = by_status.get(u.get("status", "?"), 0) + 1
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items()))
+    return f"Units: {len(units)} ({counts})"
+
+
+def _write_long_csv(tables: list[Table], path: Path) -> None:
+    fields = ["table", "activation", "column", "metric", "median", "min", "max", "n", "seeds"]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*fields, "status"])
+        w.writeheader()
+        for t in tables:
+            w.writerows(t.long_rows())
+
+
+def _task_sections(
+    all_rows: list[Row], out_dir: Path, task_sections: TaskSections | None
+) -> list[Section]:
+    out: list[Section] = []
+    if task_sections is None:
+        return out
+    for task_name in dict.fromkeys(r.task for r in all_rows if r.task):
+        if task_name == "chain":
+            continue
+        try:
+            parts = task_sections(task_name, [r for r in all_rows if r.task == task_name], out_dir)
+            out.extend(as_section(p, task_name) for p in parts)
+        except Exception as exc:  # one task's extras must not sink the whole report
+            log.warning("the %s report section failed: %s", task_name, exc)
+            out.append(Section(task_name, [Text(f"(section failed: {type(exc).__name__}: {exc})")]))
+    return out
 
 
 def build_report(
     run_dirs: list[Path],
     out_dir: Path,
     versus: list[str] | None = None,
-    tie: float = 0.1,
+    tie: float | None = None,
     task_sections: TaskSections | None = None,
+    html: bool = False,
 ) -> Report:
+    """Build the report of `run_dirs` into `out_dir` (report.md, CSVs, plots; report.html too
+    when `html`). `tie` adds the wins/ties/losses by a |Δ| threshold (an option)."""
     all_rows = rows_mod.load_all(run_dirs)  # read once: tables and task sections share them
     data = rows_mod.summarise(all_rows)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = split_tables(data) + model_tables(data)
-    candidates, baselines = _candidates(tables, versus)
-    wtl = win_tie_loss(tables, candidates, baselines, tie)
-    parts = ["# Report", "", "Runs: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
-    n_units = len(data.units)
-    by_status: dict[str, int] = {}
-    for u in data.units.values():
-        by_status[u.get("status", "?")] = by_status.get(u.get("status", "?"), 0) + 1
-    parts.append(
-        f"Units: {n_units} (" + ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())) + ")"
+    candidates, baselines = candidates_and_baselines([a for t in tables for a in t.rows], versus)
+    doc = Document(
+        "Report",
+        intro=[
+            Text("Runs: " + ", ".join(f"`{d}`" for d in run_dirs)),
+            Text(_units_line(data.units)),
+        ],
     )
     files: list[Path] = []
+    wtl = win_tie_loss(tables, candidates, baselines, tie) if tie is not None else None
     for table in tables + ([wtl] if wtl else []):
-        parts += ["", table.markdown()]
         csv_path = out_dir / f"{table.slug}.csv"
         csv_path.write_text(table.csv())
         files.append(csv_path)
-        if table is not wtl:
-            png = plot_table(table, out_dir / f"{table.slug}.png")
-            if png:
-                parts.append(f"\n![{table.title}]({png.name})")
-                files.append(png)
+        png = plot_table(table, out_dir / f"{table.slug}.png") if table is not wtl else None
+        if png:
+            files.append(png)
+        doc.sections.append(table.section(png))
     long_path = out_dir / "summary_long.csv"
-    with open(long_path, "w", newline="") as fh:
-        fields = [
-            "table",
-            "activation",
-            "column",
-            "metric",
-            "median",
-            "min",
-            "max",
-            "n",
-            "seeds",
-            "status",
-        ]
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for t in tables:
-            w.writerows(t.long_rows())
+    _write_long_csv(tables, long_path)
     files.append(long_path)
-    tasks = dict.fromkeys(r.task for r in all_rows if r.task) if task_sections else {}
-    for task_name in tasks:
-        if task_name in ("chain",):
-            continue
-        try:
-            assert task_sections is not None
-            sections = task_sections(
-                task_name, [r for r in all_rows if r.task == task_name], out_dir
-            )
-        except Exception as exc:  # one task's extras must not sink the whole report
-            log.warning("the %s report section failed: %s", task_name, exc)
-            sections = [f"### {task_name}\n\n(section failed: {type(exc).__name__}: {exc})"]
-        parts += ["", *sections]
-    markdown = "\n".join(parts) + "\n"
-    md_path = out_dir / "report.md"
+    doc.sections += _task_sections(all_rows, out_dir, task_sections)
+    markdown = md_render.document(doc, out_dir)
+    md_path = out_dir / MARKDOWN_FILE
     md_path.write_text(markdown)
     files.insert(0, md_path)
-    return Report(markdown=markdown, tables=tables, files=files)
+    page = None
+    if html:
+        page = html_render.document(doc)
+        html_path = out_dir / HTML_FILE
+        html_path.write_text(page)
+        files.insert(1, html_path)
+    return Report(markdown=markdown, tables=tables, files=files, document=doc, html=page)

@@ -1,9 +1,12 @@
 """Report tables built from rows: activation × split, activation × model, win/tie/loss.
 
-Each cell is the median over seeds with its range `[min–max]` and the seed count beside the
-table; a cell whose units are not all done shows `unfinished` or `failed`, never a number. A
-table carries what produced its numbers (signatures, seeds, the selected hyper-parameters) so a
-copied table stays honest. Tables render to Markdown (for people) and CSV (for tools).
+Each cell is the median over seeds with its range `[min–max]`; beside every test column with
+several seeds, a second column gives the mean ± standard deviation over seeds. A cell whose units
+are not all done shows `unfinished` or `failed`, never a number. A table carries what produced
+its numbers (signatures, seeds, the selected hyper-parameters) so a copied table stays honest.
+These tables hold the numbers (the win/tie/loss counts and the plots read them); `section()`
+turns one into a block of the report model (`workbench.report.model`), and `csv()` writes it
+for tools.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from workbench.report import model as rm
+from workbench.report.names import activation_cell, is_primary
 from workbench.report.rows import DEV_SPLITS, Rows, better
 
 
@@ -30,6 +36,24 @@ class Cell:
     @property
     def median(self) -> float | None:
         return statistics.median(self.values) if self.values and not self.status else None
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values and not self.status else None
+
+    @property
+    def sd(self) -> float | None:
+        """Sample standard deviation over seeds (None below two values)."""
+        if self.status or len(self.values) < 2:
+            return None
+        return statistics.stdev(self.values)
+
+    def mean_sd_text(self, digits: int = 2) -> str:
+        if self.status or self.label:
+            return self.status or self.label or ""
+        if self.sd is None:
+            return "—"
+        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f}"
 
     def text(self, digits: int = 2) -> str:
         if self.status or self.label:
@@ -50,28 +74,46 @@ class Table:
     rows: dict[str, dict[str, Cell]]  # activation -> column -> cell
     metric: str
     notes: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)
     extra_columns: dict[str, dict[str, str]] = field(
         default_factory=dict
     )  # activation -> col -> text
     slug: str = "table"
 
-    def markdown(self) -> str:
-        extra_names = sorted({k for cols in self.extra_columns.values() for k in cols})
-        header = [self.row_label, *self.columns, *extra_names]
-        lines = [
-            f"### {self.title}",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join("---" for _ in header) + "|",
+    def spread_columns(self) -> list[str]:
+        """Test columns with at least one cell of several seeds: they get a mean ± sd column."""
+        return [
+            c
+            for c in self.columns
+            if not c.endswith("(dev)")
+            and any(len(cells.get(c, Cell()).values) > 1 for cells in self.rows.values())
         ]
+
+    def section(self, figure: Path | None = None) -> rm.Section:
+        """This table as a report section (with its plot, when one was drawn)."""
+        extra_names = sorted({k for cols in self.extra_columns.values() for k in cols})
+        spread = set(self.spread_columns())
+        header = [self.row_label]
+        for c in self.columns:
+            header.append(c)
+            if c in spread:
+                header.append(f"{c} mean ± sd")
+        out = rm.Table(columns=[*header, *extra_names], slug=self.slug)
         for act, cells in self.rows.items():
-            row = [f"`{act}`"] + [cells.get(c, Cell()).text() for c in self.columns]
-            row += [self.extra_columns.get(act, {}).get(k, "") for k in extra_names]
-            lines.append("| " + " | ".join(row) + " |")
-        if self.notes:
-            lines.append("")
-            lines.extend(f"- {n}" for n in self.notes)
-        return "\n".join(lines)
+            row: list[rm.Cell] = [activation_cell(act)]
+            for c in self.columns:
+                cell = cells.get(c, Cell())
+                row.append(rm.Cell(cell.text(), sort=cell.median, title=_seeds_title(cell)))
+                if c in spread:
+                    row.append(rm.Cell(cell.mean_sd_text(), sort=cell.mean))
+            row += [rm.Cell(self.extra_columns.get(act, {}).get(k, "")) for k in extra_names]
+            out.add(*row)
+        out.notes = list(self.notes)
+        out.signatures = list(self.signatures)
+        section = rm.Section(self.title, [out], id=f"table-{self.slug}")
+        if figure is not None:
+            section.add(rm.Figure(figure, self.title))
+        return section
 
     def csv(self) -> str:
         buf = io.StringIO()
@@ -105,6 +147,17 @@ class Table:
                     }
                 )
         return out
+
+
+def _seeds_title(cell: Cell) -> str | None:
+    if not cell.values:
+        return None
+    return (
+        "seeds "
+        + ", ".join(str(s) for s in cell.seeds)
+        + ": "
+        + ", ".join(f"{v:g}" for v in cell.values)
+    )
 
 
 def _slug(*parts: object) -> str:
@@ -187,7 +240,9 @@ def split_tables(data: Rows) -> list[Table]:
         _mark_incomplete(table, data, task, model)
         sigs = sorted({r.get("signature") for r in rows if r.get("signature")})
         table.notes.append("cells: median over seeds [min–max]; `(dev)` columns chose the settings")
-        table.notes.extend(f"signature: `{s}`" for s in sigs)
+        if table.spread_columns():
+            table.notes.append("mean ± sd: over seeds (sample standard deviation)")
+        table.signatures = sigs
         tables.append(table)
     return tables
 
@@ -233,10 +288,13 @@ def model_tables(data: Rows) -> list[Table]:
 def win_tie_loss(
     tables: list[Table], candidates: list[str], baselines: list[str], tie: float
 ) -> Table | None:
-    """Counts of candidate vs baseline over every (table, test column) where both have numbers.
+    """The |Δ|-threshold option: counts of candidate vs baseline over every (table, test column)
+    where both have a median. Not a significance test, and labelled so.
 
     A tie is a difference of at most `tie` in the metric's units (e.g. 0.1 BLEU or 0.1 accuracy
-    points); direction follows the metric (lower is better for losses).
+    points); direction follows the metric (lower is better for losses). Only the primary metric
+    of each table counts (not chrF or the paper-comparable BLEU, which restate BLEU), and each
+    comparison once: the activation × model tables repeat the per-model tables' cells.
     """
     if not candidates or not baselines:
         return None
@@ -244,6 +302,8 @@ def win_tie_loss(
         c: {b: [0, 0, 0] for b in baselines if b != c} for c in candidates
     }
     for t in tables:
+        if t.slug.endswith("by_model") or not is_primary(t.metric):
+            continue
         for col in t.columns:
             if col.endswith("(dev)"):
                 continue
@@ -263,12 +323,13 @@ def win_tie_loss(
                         counts[c][b][2] += 1
     cols = [b for b in baselines if any(b in counts[c] for c in candidates)]
     table = Table(
-        title="Wins / ties / losses against each baseline (the paper's summary)",
+        title=f"Wins / ties / losses by a |Δ| ≤ {tie} threshold on medians (option, not a "
+        "significance test)",
         row_label="candidate",
         columns=cols,
         rows={},
         metric="count",
-        slug="win_tie_loss",
+        slug="win_tie_loss_threshold",
     )
     table.rows = {
         c: {b: Cell(label="{}/{}/{}".format(*counts[c][b])) for b in cols if b in counts[c]}
@@ -276,6 +337,7 @@ def win_tie_loss(
     }
     table.notes = [
         "each cell: wins/ties/losses of the candidate over every model, dataset and test set "
-        f"where both have a median; a tie is |difference| ≤ {tie}",
+        f"where both have a median; a tie is |difference of medians| ≤ {tie} (`--tie`); the "
+        "significance-based counts are in the table above",
     ]
     return table

@@ -30,11 +30,14 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from workbench import records
 from workbench.envinfo import versions
 from workbench.schema import to_dict
+
+if TYPE_CHECKING:
+    from workbench.report.model import Section
 
 C = TypeVar("C")
 
@@ -188,8 +191,9 @@ class Task:
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
         raise NotImplementedError
 
-    def report(self, rows: list[records.Row], out_dir: Path) -> list[str]:
-        """Task-specific report sections as Markdown strings (plots saved under out_dir)."""
+    def report(self, rows: list[records.Row], out_dir: Path) -> list[Section]:
+        """Task-specific report sections, as blocks of the report model (tables, text, figures
+        saved under out_dir); `workbench report` renders them to Markdown and HTML."""
         return []
 
     def progress(self, recipe: Recipe, unit: Unit, unit_dir: Path) -> Progress | None:
