@@ -1,14 +1,15 @@
-"""The paper's search space: core units b(u1(in1), u2(in2)) as token sequences and formulas.
+"""The paper's search space: core units b(u1(in1), u2(in2)) as token sequences and formula trees.
 
 A candidate is a sequence of token names. With more than one allowed number of core units the
 sequence opens with that number ("units=2"); then each unit i contributes, in order,
 `in1 in2` (only for i > 0: "x" or "u<j>" for an earlier unit j), `unary1 unary2 binary`.
 The activation is the last unit's output. Design choices:
 
-- One small expression tree (`Expr`) is the single meaning of a candidate: it prints the
-  formula string in the workbench formula language (what records, recipes and reports carry)
-  and evaluates on numpy arrays for the numeric probe in `dedup`. Printing keeps only the
-  parentheses precedence needs; `workbench.activations.canonical` normalises further.
+- One semantics: a candidate is built directly as the workbench formula language's own tree
+  (`workbench.activations` `Num`/`Var`/`Neg`/`Bin`/`Call`), printed by its canonical printer
+  (`to_formula`) and probed by its float64 evaluator (`evaluate`, in `dedup`). This module
+  keeps no evaluator, printer or expression class of its own, so probing and training cannot
+  disagree.
 - ε in log(|x| + ε) and x1 / (x2 + ε) is the formula language's constant `eps` (1e-3); another
   ε is written as a number literal, so the string alone defines the function.
 - β is the formula language's trainable `beta` (initialised to 1 by the activations library).
@@ -22,220 +23,83 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
 
-import numpy as np
+from workbench.activations import CONSTANTS, Bin, Call, Expr, Neg, Num, Var, to_formula
 
-EPS = 1e-3
+EPS = CONSTANTS["eps"]
 
-# ---------------------------------------------------------------- expression tree
-
-
-@dataclass(frozen=True)
-class Expr:
-    """A node: op is x | beta | num | neg | + - * / ^ | a function name; args are children."""
-
-    op: str
-    args: tuple[Expr, ...] = ()
-    value: float = 0.0
-    name: str = ""  # a named constant (eps) prints as its name
+X = Var("x")
+BETA = Var("beta")
+_TWO, _THREE, _ZERO, _ONE = Num(2.0), Num(3.0), Num(0.0), Num(1.0)
 
 
-X = Expr("x")
-BETA = Expr("beta")
+def _call(name: str, *args: Expr) -> Call:
+    return Call(name, tuple(args))
 
 
-def num(v: float) -> Expr:
-    return Expr("num", value=float(v))
+# Operators that may be re-grouped to the left: a + (b - c) is (a + b) - c, a * (b / c) is
+# (a * b) / c. The same function (up to float rounding in the last bits), printed without the
+# parentheses a reader does not need, as search results have always been written.
+_LEFT = {"+": ("+", "-"), "*": ("*", "/")}
 
 
-def neg(a: Expr) -> Expr:
-    return Expr("neg", (a,))
-
-
-def call(name: str, *args: Expr) -> Expr:
-    return Expr(name, tuple(args))
-
-
-def bop(op: str, a: Expr, b: Expr) -> Expr:
-    return Expr(op, (a, b))
-
-
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "^": 4}
-
-
-def _prec(e: Expr) -> int:
-    if e.op == "num" and e.value < 0:
-        return 3
-    return _PREC.get(e.op, 5)
-
-
-def _fmt_num(v: float) -> str:
-    if v == int(v) and abs(v) < 1e6:
-        return str(int(v))
-    return repr(v)
-
-
-def to_formula(e: Expr) -> str:
-    """Print with few parentheses; a negated power is written -(x^2), never the ambiguous -x^2."""
-    if e.op == "x":
-        return "x"
-    if e.op == "beta":
-        return "beta"
-    if e.op == "num":
-        return e.name or _fmt_num(e.value)
-    if e.op == "neg":
-        (a,) = e.args
-        s = to_formula(a)
-        return f"-({s})" if _prec(a) <= 4 else f"-{s}"
-    if e.op in ("+", "-", "*", "/"):
-        a, b = e.args
-        p = _PREC[e.op]
-        sa, sb = to_formula(a), to_formula(b)
-        if _prec(a) < p:
-            sa = f"({sa})"
-        # Right operand of - and / (and anything looser) needs parentheses at equal precedence;
-        # a negation on the right is parenthesised so "x - -y" never appears.
-        if _prec(b) < p or (_prec(b) == p and e.op in ("-", "/")) or b.op == "neg":
-            sb = f"({sb})"
-        return f"{sa} {e.op} {sb}"
-    if e.op == "^":
-        a, b = e.args
-        sa, sb = to_formula(a), to_formula(b)
-        if _prec(a) <= 4:
-            sa = f"({sa})"
-        if _prec(b) < 5:
-            sb = f"({sb})"
-        return f"{sa}^{sb}"
-    return f"{e.op}({', '.join(to_formula(a) for a in e.args)})"
-
-
-# The numpy evaluator follows the formula language's safe semantics (workbench/activations/
-# functions.py): sqrt and log clamp their argument, division pushes a near-zero denominator to
-# +-TINY, exp/sinh/cosh clamp their argument at 88 (float32's range). Tests check it against
-# build_activation on sampled candidates.
-TINY = 1e-6
-_CLAMP = 88.0
-
-
-def _sinc(v: np.ndarray) -> np.ndarray:
-    # sin(x)/x with sinc(0) = 1 (numpy's sinc is the normalised sin(pi x)/(pi x)).
-    return np.sinc(v / np.pi)
-
-
-def _erf(v: np.ndarray) -> np.ndarray:
-    # numpy has no erf; torch (a dependency anyway) computes it in float64.
-    import torch
-
-    return torch.special.erf(torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))).numpy()
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    b = np.where(np.abs(b) < TINY, np.where(b < 0, -TINY, TINY), b)
-    return a / b
-
-
-_FUNCS: dict[str, Callable[..., np.ndarray]] = {
-    "abs": np.abs,
-    "sqrt": lambda v: np.sqrt(np.maximum(v, 0.0)),
-    "exp": lambda v: np.exp(np.minimum(v, _CLAMP)),
-    "log": lambda v: np.log(np.maximum(v, TINY)),
-    "sin": np.sin,
-    "cos": np.cos,
-    "sinh": lambda v: np.sinh(np.clip(v, -_CLAMP, _CLAMP)),
-    "cosh": lambda v: np.cosh(np.clip(v, -_CLAMP, _CLAMP)),
-    "tanh": np.tanh,
-    "asinh": np.arcsinh,
-    "atan": np.arctan,
-    "sinc": _sinc,
-    "sigmoid": lambda v: 0.5 * (1.0 + np.tanh(0.5 * v)),
-    "softplus": lambda v: np.logaddexp(0.0, v),
-    "erf": _erf,
-    "max": np.maximum,
-    "min": np.minimum,
-}
-
-
-def evaluate(e: Expr, x: np.ndarray, beta: float = 1.0) -> np.ndarray:
-    """The expression on a float64 array (errors become inf/nan, as in a float tensor)."""
-    with np.errstate(all="ignore"):
-        return np.broadcast_to(_eval(e, x, beta), x.shape).astype(np.float64)
-
-
-def _eval(e: Expr, x: np.ndarray, beta: float) -> np.ndarray:
-    op = e.op
-    if op == "x":
-        return x
-    if op == "beta":
-        return np.full_like(x, beta)
-    if op == "num":
-        return np.full_like(x, e.value)
-    args = [_eval(a, x, beta) for a in e.args]
-    if op == "neg":
-        return -args[0]
-    if op == "+":
-        return args[0] + args[1]
-    if op == "-":
-        return args[0] - args[1]
-    if op == "*":
-        return args[0] * args[1]
-    if op == "/":
-        return _safe_div(args[0], args[1])
-    if op == "^":
-        return np.power(args[0], args[1])
-    return _FUNCS[op](*args)
-
-
-# ---------------------------------------------------------------- the paper's functions
+def _bin(op: str, a: Expr, b: Expr) -> Expr:
+    """`a op b`, left-associated where op allows it."""
+    if isinstance(b, Bin) and b.op in _LEFT.get(op, ()):
+        return Bin(b.op, _bin(op, a, b.left), b.right)
+    return Bin(op, a, b)
 
 
 def _eps(eps: float) -> Expr:
     # The formula language names 1e-3 `eps`; other values are written as literals.
-    return Expr("num", value=eps, name="eps" if eps == EPS else "")
+    return Var("eps") if eps == EPS else Num(float(eps))
 
 
 def _unary_table(eps: float) -> dict[str, Callable[[Expr], Expr]]:
     return {
         "x": lambda a: a,
-        "neg": lambda a: neg(a),
-        "abs": lambda a: call("abs", a),
-        "square": lambda a: bop("^", a, num(2)),
-        "cube": lambda a: bop("^", a, num(3)),
-        "sqrt": lambda a: call("sqrt", a),
-        "beta_mul": lambda a: bop("*", BETA, a),
-        "add_beta": lambda a: bop("+", a, BETA),
-        "log_abs": lambda a: call("log", bop("+", call("abs", a), _eps(eps))),
-        "exp": lambda a: call("exp", a),
-        "sin": lambda a: call("sin", a),
-        "cos": lambda a: call("cos", a),
-        "sinh": lambda a: call("sinh", a),
-        "cosh": lambda a: call("cosh", a),
-        "tanh": lambda a: call("tanh", a),
-        "asinh": lambda a: call("asinh", a),
-        "atan": lambda a: call("atan", a),
-        "sinc": lambda a: call("sinc", a),
-        "relu": lambda a: call("max", a, num(0)),
-        "min0": lambda a: call("min", a, num(0)),
-        "sigmoid": lambda a: call("sigmoid", a),
-        "softplus": lambda a: call("softplus", a),
-        "gauss": lambda a: call("exp", neg(bop("^", a, num(2)))),
-        "erf": lambda a: call("erf", a),
+        "neg": lambda a: Neg(a),
+        "abs": lambda a: _call("abs", a),
+        "square": lambda a: Bin("^", a, _TWO),
+        "cube": lambda a: Bin("^", a, _THREE),
+        "sqrt": lambda a: _call("sqrt", a),
+        "beta_mul": lambda a: _bin("*", BETA, a),
+        "add_beta": lambda a: _bin("+", a, BETA),
+        "log_abs": lambda a: _call("log", Bin("+", _call("abs", a), _eps(eps))),
+        "exp": lambda a: _call("exp", a),
+        "sin": lambda a: _call("sin", a),
+        "cos": lambda a: _call("cos", a),
+        "sinh": lambda a: _call("sinh", a),
+        "cosh": lambda a: _call("cosh", a),
+        "tanh": lambda a: _call("tanh", a),
+        "asinh": lambda a: _call("asinh", a),
+        "atan": lambda a: _call("atan", a),
+        "sinc": lambda a: _call("sinc", a),
+        "relu": lambda a: _call("max", a, _ZERO),
+        "min0": lambda a: _call("min", a, _ZERO),
+        "sigmoid": lambda a: _call("sigmoid", a),
+        "softplus": lambda a: _call("softplus", a),
+        "gauss": lambda a: _call("exp", Neg(Bin("^", a, _TWO))),
+        "erf": lambda a: _call("erf", a),
         "beta": lambda a: BETA,
     }
 
 
 def _binary_table(eps: float) -> dict[str, Callable[[Expr, Expr], Expr]]:
     return {
-        "add": lambda a, b: bop("+", a, b),
-        "mul": lambda a, b: bop("*", a, b),
-        "sub": lambda a, b: bop("-", a, b),
-        "div": lambda a, b: bop("/", a, bop("+", b, _eps(eps))),
-        "max": lambda a, b: call("max", a, b),
-        "min": lambda a, b: call("min", a, b),
-        "sigmoid_mul": lambda a, b: bop("*", call("sigmoid", a), b),
-        "exp_sq_diff": lambda a, b: call(
-            "exp", neg(bop("*", BETA, bop("^", bop("-", a, b), num(2))))
+        "add": lambda a, b: _bin("+", a, b),
+        "mul": lambda a, b: _bin("*", a, b),
+        "sub": lambda a, b: Bin("-", a, b),
+        "div": lambda a, b: Bin("/", a, Bin("+", b, _eps(eps))),
+        "max": lambda a, b: _call("max", a, b),
+        "min": lambda a, b: _call("min", a, b),
+        "sigmoid_mul": lambda a, b: _bin("*", _call("sigmoid", a), b),
+        "exp_sq_diff": lambda a, b: _call(
+            "exp", Neg(_bin("*", BETA, Bin("^", Bin("-", a, b), _TWO)))
         ),
-        "exp_abs_diff": lambda a, b: call("exp", neg(bop("*", BETA, call("abs", bop("-", a, b))))),
-        "beta_mix": lambda a, b: bop("+", bop("*", BETA, a), bop("*", bop("-", num(1), BETA), b)),
+        "exp_abs_diff": lambda a, b: _call(
+            "exp", Neg(_bin("*", BETA, _call("abs", Bin("-", a, b))))
+        ),
+        "beta_mix": lambda a, b: _bin("+", _bin("*", BETA, a), _bin("*", Bin("-", _ONE, BETA), b)),
     }
 
 
@@ -381,6 +245,7 @@ class Space:
         return out
 
     def expr(self, tokens: Sequence[str]) -> Expr:
+        """The candidate as a formula tree of the workbench formula language."""
         outs: list[Expr] = []
         for in1, in2, u1, u2, b in self.core_units_of(tokens):
             a1 = X if in1 == "x" else outs[int(in1[1:])]
@@ -389,7 +254,7 @@ class Space:
         return outs[-1]
 
     def formula(self, tokens: Sequence[str]) -> str:
-        """The candidate as a formula string (before the activations library's canonical())."""
+        """The candidate as a canonical formula string (the formula language's own printer)."""
         return to_formula(self.expr(tokens))
 
     def used_core_units(self, tokens: Sequence[str]) -> int:

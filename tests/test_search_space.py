@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
 
-from search.dedup import analyse, canonical, distinct_candidates, probe_points
-from search.space import BINARY, UNARY, Space, SpaceError, evaluate
-from workbench.activations import build_activation, check_spec
+from search.dedup import (
+    PROBE_BETAS,
+    adversarial_grid,
+    analyse,
+    canonical,
+    distinct_candidates,
+)
+from search.space import BINARY, UNARY, Space, SpaceError, X
+from workbench.activations import (
+    Bin,
+    Call,
+    Neg,
+    build_activation,
+    check_spec,
+    evaluate,
+    params_of,
+    parse,
+    to_formula,
+)
 
 
 def test_paper_tables_and_raw_counts():
@@ -63,18 +77,109 @@ def test_multi_unit_formula_and_structure():
     assert analyse(sp, unused).key == analyse(sp, ["units=1", "x", "sigmoid", "mul"]).key
 
 
-def test_numpy_probe_matches_build_activation():
-    """The probe evaluator implements exactly the formula language's (safe) semantics."""
+def _kernel(formula: str, x: torch.Tensor, beta: float) -> np.ndarray:
+    kwargs = {"beta": beta} if "beta" in params_of(parse(formula)) else {}
+    with torch.no_grad():
+        return build_activation(formula, **kwargs)(x).numpy()
+
+
+def _formulas(binary: str | None) -> list[str]:
+    """Every unary function of the space alone (binary None), or `binary` with every unary
+    function in each operand position (the other operand x), so each function's clamps and
+    guards pass through each binary function."""
     sp = Space()
-    seqs = list(sp.enumerate(1))
-    x = probe_points()
-    for tokens in random.Random(0).sample(seqs, 150):
-        f = sp.formula(tokens)
-        for beta in (1.0, 0.5):
-            mod = build_activation(f, beta=beta) if "beta" in f else build_activation(f)
-            got = mod(torch.tensor(x, dtype=torch.float64)).detach().numpy()
-            want = evaluate(sp.expr(tokens), x, beta=beta)
-            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, err_msg=f)
+    if binary is None:
+        return [to_formula(sp._u[u](X)) for u in UNARY]
+    b = sp._b[binary]
+    return [to_formula(e) for u in UNARY for e in (b(sp._u[u](X), X), b(X, sp._u[u](X)))]
+
+
+def _subexpressions(e):
+    yield e
+    if isinstance(e, Neg):
+        yield from _subexpressions(e.arg)
+    elif isinstance(e, Bin):
+        yield from _subexpressions(e.left)
+        yield from _subexpressions(e.right)
+    elif isinstance(e, Call):
+        for a in e.args:
+            yield from _subexpressions(a)
+
+
+def _probe(e, x: torch.Tensor, beta: float) -> np.ndarray:
+    with torch.no_grad():
+        v = evaluate(e, x, beta=beta) if "beta" in params_of(e) else evaluate(e, x)
+    return torch.broadcast_to(v, x.shape).numpy()
+
+
+F32 = np.finfo(np.float32)
+
+
+@pytest.mark.parametrize("binary", [None, *BINARY])
+def test_probe_equals_training_kernel_on_the_adversarial_grid(binary):
+    """The probe (float64, float32's clamps) gives the float32 training kernel's values at and
+    past every clamp, at 0, near the division and log epsilon, for every unary and binary
+    function, at each beta of the probe set.
+
+    Float32 itself is the only allowed difference (numeric.py): rounding (rtol 1e-4), a float32
+    denominator that is exactly 0 (the kernel divides by +TINY, the probe by the float64 sign:
+    equal magnitudes), and points where some sub-expression leaves float32's range (overflow
+    to inf, or underflow to 0 as sigmoid(-89) does), where float64 legitimately goes on."""
+    x32 = adversarial_grid().to(torch.float32)
+    x64 = x32.to(torch.float64)  # the very same inputs for probe and kernel
+    eps = np.float32(1e-3)
+    zero_den = (((x32 + eps) == 0) | ((-x32 + eps) == 0)).numpy()
+    checked = 0
+    for formula in dict.fromkeys(_formulas(binary)):
+        expr = parse(formula)
+        for beta in PROBE_BETAS if "beta" in params_of(expr) else (1.0,):
+            got = _kernel(formula, x32, beta)
+            want = _probe(expr, x64, beta)
+            outside = np.zeros(x64.shape, dtype=bool)
+            for sub in _subexpressions(expr):
+                v = np.abs(_probe(sub, x64, beta))
+                outside |= (v > F32.max) | ((v > 0) & (v < F32.smallest_normal))
+            den0 = zero_den & ("/" in formula)
+            where = f"{formula} at beta={beta}"
+            np.testing.assert_allclose(
+                np.abs(got[den0]), np.abs(want[den0]).astype(np.float32), rtol=1e-5, err_msg=where
+            )
+            # Float32 rounding of an intermediate acts as a few-ulp change of x: near a pole
+            # or a cancellation the function itself moves that much (its condition number).
+            moves = np.zeros(x64.shape)
+            for k in (-8, 8):
+                moves = np.maximum(
+                    moves, np.abs(_probe(expr, x64 * (1 + k * 2.0**-24), beta) - want)
+                )
+            inside = ~outside & ~den0
+            err = np.abs(got.astype(np.float64) - want)
+            bad = inside & ~(err <= 1e-5 + 2e-5 * np.abs(want) + moves)
+            assert not bad.any(), (
+                f"{where}: x={x64.numpy()[bad]} kernel={got[bad]} probe={want[bad]}"
+            )
+            checked += int(inside.sum())
+    # the exclusions are the exception: most of the grid is compared value for value
+    assert checked > 0.8 * len(x32) * len(dict.fromkeys(_formulas(binary)))
+
+
+def test_the_grid_reaches_every_clamp_and_guard():
+    x = adversarial_grid()
+    for point in (0.0, 88.0, -88.0, 89.0, 1e-6, -1e-3):
+        assert (x == point).any(), point
+    assert (x > 88.0).any() and (x < -88.0).any()
+
+
+def test_semantics_version_is_stable_and_changes_with_the_semantics(monkeypatch):
+    from search import dedup
+
+    v = dedup.semantics_version()
+    assert v == dedup.semantics_version() and len(v) == 12
+    dedup.semantics_version.cache_clear()
+    monkeypatch.setattr(dedup, "PROBE_DESIGN", dedup.PROBE_DESIGN + 1)
+    try:
+        assert dedup.semantics_version() != v
+    finally:
+        dedup.semantics_version.cache_clear()
 
 
 def test_dedup_merges_equal_functions_and_rejects_degenerate():
@@ -91,6 +196,41 @@ def test_dedup_merges_equal_functions_and_rejects_degenerate():
     assert analyse(sp, ["x", "x", "sub"]).degenerate == "constant"
     assert analyse(sp, ["beta", "beta", "mul"]).degenerate == "constant"
     assert analyse(sp, ["x", "sigmoid", "mul"]).degenerate is None
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        # max(beta x, exp(x)) is exp(x) only for 0 <= beta < e
+        (["beta_mul", "exp", "max"], ["x", "exp", "max"]),
+        # min(x, x + beta) is x only for beta >= 0
+        (["x", "add_beta", "min"], ["x", "x", "min"]),
+        # min(exp(x), beta x) is beta x only for 0 <= beta <= e
+        (["exp", "beta_mul", "min"], ["beta_mul", "x", "max"]),
+        # max(beta, relu(x)) is max(x, beta) only for beta >= 0
+        (["beta", "relu", "max"], ["x", "beta", "max"]),
+        # max(x + beta, -x) and max(x + beta, |x|) agree only for beta >= 0
+        (["add_beta", "neg", "max"], ["add_beta", "abs", "max"]),
+    ],
+)
+def test_beta_dependent_pairs_are_not_merged(a, b):
+    sp = Space()
+    assert analyse(sp, a).key != analyse(sp, b).key, (sp.formula(a), sp.formula(b))
+
+
+def test_constant_only_if_constant_for_every_beta():
+    sp = Space()
+    # max(beta, min(x, 0)) is the constant beta for beta >= 0 only; beta * beta is constant
+    assert analyse(sp, ["beta", "min0", "max"]).degenerate is None
+    assert analyse(sp, ["beta", "beta", "mul"]).degenerate == "constant"
+
+
+def test_equal_functions_merge_across_power_of_two_rounding():
+    """x + beta - x is beta up to rounding, 2.0 vs 1.9999999999999998 at beta = 2: one class."""
+    sp = Space()
+    assert analyse(sp, ["add_beta", "x", "sub"]).key == analyse(sp, ["beta", "beta", "min"]).key
+    # x^3 at x = 1e-3 is 1e-9 exactly; the same function written with beta must still merge
+    assert analyse(sp, ["square", "x", "mul"]).key == analyse(sp, ["cube", "cube", "beta_mix"]).key
 
 
 def test_one_unit_distinct_count_is_consistent():
