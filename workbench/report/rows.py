@@ -6,6 +6,11 @@ Design choices:
 - When a unit is one point of a sweep, its rows carry `select_by` (a dev split). Per
   (task, model, dataset, activation, seed, metric) the setting with the best dev value is kept
   and only its numbers are reported: learning rates are chosen on dev data, never on test sets.
+- A setting of a sweep with no dev row yet may still be the best one, so its series is
+  `unfinished` (reported as such), never silently decided among the other settings. A setting
+  whose dev row has no value (it failed or diverged) has lost the selection. Equal dev values
+  go to the first setting in sorted order of its hyper-parameters, whatever the row order;
+  lower is better for losses, perplexity and error rates.
 - A later row for the same measurement replaces an earlier one (a rerun after a failure).
 """
 
@@ -56,6 +61,17 @@ class Rows:
     metrics: list[Row]
     units: dict[str, Row]  # unit id -> latest status row
     dev_splits: set[str] = field(default_factory=set)
+    # (task, model, dataset, activation, seed, metric) series whose dev selection cannot be
+    # made yet (a setting has no dev row) -> the splits their rows had.
+    unfinished: dict[tuple, set[str]] = field(default_factory=dict)
+
+    def selection_unfinished(
+        self, task: str | None, model: str | None, dataset: str | None, activation: str, metric: str
+    ) -> bool:
+        return any(
+            key[:4] == (task, model, dataset, activation) and key[5] == metric
+            for key in self.unfinished
+        )
 
     def incomplete(self, task: str, model: str | None, activation: str) -> list[str]:
         """Statuses of this (task, model, activation)'s units that are not done."""
@@ -94,18 +110,22 @@ def summarise(all_rows: list[Row]) -> Rows:
             continue
         key = (*_group_key(row), row.get("split"), hkey(row))
         measured[key] = row  # later rows replace earlier ones
-    metrics, dev = select(list(measured.values()))
-    return Rows(metrics=metrics, units=units, dev_splits=dev)
+    metrics, dev, unfinished = select(list(measured.values()))
+    return Rows(metrics=metrics, units=units, dev_splits=dev, unfinished=unfinished)
 
 
-def select(rows: list[Row]) -> tuple[list[Row], set[str]]:
-    """Keep, per sweep, the hyper-parameters with the best value on the dev split."""
+def select(rows: list[Row]) -> tuple[list[Row], set[str], dict[tuple, set[str]]]:
+    """Keep, per sweep, the hyper-parameters with the best value on the dev split.
+
+    Returns the kept rows, the dev splits seen, and the series left unfinished (a setting
+    without a dev row: nothing of that series is kept)."""
     groups: dict[tuple, list[Row]] = defaultdict(list)
     dev_splits: set[str] = set()
+    unfinished: dict[tuple, set[str]] = {}
     for row in rows:
         groups[_group_key(row)].append(row)
     kept: list[Row] = []
-    for group in groups.values():
+    for key, group in groups.items():
         selectors = {r.field("select_by") for r in group} - {None}
         settings = {hkey(r) for r in group}
         if not selectors:
@@ -117,6 +137,10 @@ def select(rows: list[Row]) -> tuple[list[Row], set[str]]:
             kept.extend(group)
             continue
         best, best_value = None, None
+        with_dev = {hkey(r) for r in group if r.get("split") == dev}
+        if settings - with_dev:
+            unfinished[key] = {r.get("split") or "-" for r in group}
+            continue
         for setting in sorted(settings):
             values = [
                 r["value"]
@@ -129,4 +153,4 @@ def select(rows: list[Row]) -> tuple[list[Row], set[str]]:
                 best, best_value = setting, values[0]
         if best is not None:
             kept.extend(r for r in group if hkey(r) == best)
-    return kept, dev_splits
+    return kept, dev_splits, unfinished

@@ -192,6 +192,26 @@ def _mark_incomplete(table: Table, data: Rows, task: str, model: str | None) -> 
                 cells.setdefault(col, Cell()).status = status
 
 
+def _mark_unselected(table: Table, data: Rows, key: tuple, col_of_model: bool) -> None:
+    """Cells of series whose dev selection is still open show `unfinished`."""
+    task, model, dataset, metric = key
+    for series in data.unfinished:
+        s_task, s_model, s_dataset, act, _, s_metric = series
+        if (s_task, s_dataset, s_metric) != (task, dataset, metric):
+            continue
+        if col_of_model:
+            cols = [str(s_model)] if str(s_model) in table.columns else []
+        elif s_model == model:
+            cols = table.columns
+        else:
+            continue
+        cells = table.rows.setdefault(act, {})
+        for col in cols:
+            cell = cells.setdefault(col, Cell())
+            if cell.status not in ("failed", "diverged"):
+                cell.status = "unfinished"
+
+
 def split_tables(data: Rows) -> list[Table]:
     """Per (task, model, dataset, metric): rows activations, columns splits (tests, then dev)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
@@ -199,9 +219,18 @@ def split_tables(data: Rows) -> list[Table]:
         if r.get("metric") == "reward":  # search rewards get the search report's own tables
             continue
         groups[(r.get("task"), r.get("model"), r.get("dataset"), r.get("metric"))].append(r)
+    # Series still waiting for a dev row: their table and splits exist even with no number.
+    open_splits: dict[tuple, list[str]] = defaultdict(list)
+    open_acts: dict[tuple, list[str]] = defaultdict(list)
+    for (task, model, dataset, act, _, metric), splits in data.unfinished.items():
+        key = (task, model, dataset, metric)
+        groups.setdefault(key, [])
+        open_splits[key] += sorted(splits)
+        open_acts[key].append(act)
     tables = []
     for (task, model, dataset, metric), rows in groups.items():
-        splits = _order([r.get("split") or "-" for r in rows])
+        key = (task, model, dataset, metric)
+        splits = _order([r.get("split") or "-" for r in rows] + open_splits[key])
         dev = [s for s in splits if s in data.dev_splits or s in DEV_SPLITS]
         tests = sorted(s for s in splits if s not in dev)
         columns = tests + [f"{s} (dev)" for s in dev]
@@ -216,7 +245,7 @@ def split_tables(data: Rows) -> list[Table]:
         by_act: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             by_act[r.get("activation")].append(r)
-        for act in _order([r.get("activation") for r in rows]):
+        for act in _order([r.get("activation") for r in rows] + open_acts[key]):
             cells: dict[str, Cell] = {}
             for r in by_act[act]:
                 split = r.get("split") or "-"
@@ -238,6 +267,7 @@ def split_tables(data: Rows) -> list[Table]:
             if u.get("task") == task and act and u.get("model") in (None, model):
                 table.rows.setdefault(act, {})
         _mark_incomplete(table, data, task, model)
+        _mark_unselected(table, data, key, col_of_model=False)
         sigs = sorted({r.get("signature") for r in rows if r.get("signature")})
         table.notes.append("cells: median over seeds [min–max]; `(dev)` columns chose the settings")
         if table.spread_columns():
@@ -281,6 +311,7 @@ def model_tables(data: Rows) -> list[Table]:
                 pending = data.incomplete(task, m, act)
                 if pending:
                     cells.setdefault(str(m), Cell()).status = _pending_status(pending)
+        _mark_unselected(table, data, (task, None, dataset, metric), col_of_model=True)
         tables.append(table)
     return tables
 
