@@ -8,7 +8,8 @@ part of `train/` (`val_fraction`, stratified and seeded) is the validation split
 Transforms are the standard ImageNet ones (torchvision's reference recipe): training images get
 `RandomResizedCrop(image_size)` and a horizontal flip; evaluation images are resized to
 `eval_resize` (image_size / 0.875, i.e. 256 for 224) and centre-cropped; both are normalised with
-the ImageNet channel statistics. Design choices:
+the ImageNet channel statistics. The source `imagenet` names `<data cache>/imagenet` (it cannot be
+downloaded; put the tree there). Design choices:
 
 - torchvision is imported only when such data is loaded, so the rest of the workbench runs
   without it (`pip install '.[vision]'` brings it).
@@ -37,6 +38,28 @@ def is_image_folder(path: str | Path) -> bool:
     """Whether `path` has the ImageNet layout (a `train/` folder holding class folders)."""
     train = Path(path).expanduser() / "train"
     return train.is_dir() and any(p.is_dir() for p in train.iterdir())
+
+
+def named_folder(source: str, *, must_exist: bool = True) -> Path | None:
+    """The image-folder tree a data source names, or None when it names other data.
+
+    A path with the ImageNet layout is one; `imagenet` names `<data cache>/imagenet`, which
+    cannot be downloaded: when it is missing (and `must_exist`), a DataError says where to put it.
+    """
+    from workbench.image.data import DataError, data_cache_dir
+
+    if Path(source).expanduser().exists():
+        return Path(source).expanduser() if is_image_folder(source) else None
+    if source.strip().lower() != "imagenet":
+        return None
+    root = data_cache_dir() / "imagenet"
+    if must_exist and not is_image_folder(root):
+        raise DataError(
+            f"ImageNet is not downloadable: put its folder tree (train/<wnid>/*.JPEG and "
+            f"val/<wnid>/*.JPEG, the layout of the PyTorch ImageNet example) at {root} (or set "
+            "$WORKBENCH_DATA), or point data.source at it"
+        )
+    return root
 
 
 @dataclass

@@ -331,14 +331,10 @@ def _example_forward(
     stack: list[nn.Module] = []
     recorder = _FunctionalRecorder(functions, stack, names)
     recorder.channel_dim = channel_dim
-    act_cache: dict[int, bool] = {}
-
-    def skip(m: nn.Module) -> bool:
-        if id(m) not in act_cache:
-            act_cache[id(m)] = _is_activation_module(m)
-        return act_cache[id(m)]
-
-    recorder.skip = skip
+    unique = list({id(m): m for m in model.modules()}.values())
+    # decided before the forward: probing a module inside it would run the hooks on the probe
+    inside_activation = {id(m) for m in unique if _is_activation_module(m)}
+    recorder.skip = lambda m: id(m) in inside_activation
 
     def pre(module: nn.Module, args: tuple) -> None:
         stack.append(module)
@@ -352,7 +348,6 @@ def _example_forward(
         if stack and stack[-1] is module:
             stack.pop()
 
-    unique = list({id(m): m for m in model.modules()}.values())
     handles = [m.register_forward_pre_hook(pre) for m in unique]
     handles += [m.register_forward_hook(post) for m in unique]
     was_training = model.training

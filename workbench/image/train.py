@@ -1,6 +1,6 @@
 """The image training loop, shared by the `image` task and the search's child training.
 
-SGD with momentum (Nesterov by default), cosine / step / constant learning-rate schedules with
+SGD with momentum (Nesterov by default), cosine / step / exponential / constant learning-rate schedules with
 optional warm-up (a linear ramp, or He et al.'s constant low rate for the first steps), weight decay (activation parameters such as β get their own, default 0,
 so decay does not pull a learned β toward a linear unit), optional label smoothing, batched
 tensor augmentation, mixed precision and channels_last on CUDA, and optionally the whole model
@@ -85,12 +85,18 @@ class TrainConfig:
     activation_weight_decay: float = field(
         default=0.0, metadata={"help": "weight decay on activation parameters (β, α)"}
     )
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    schedule: Literal["cosine", "step", "exponential", "constant"] = field(
+        default="cosine",
+        metadata={"help": "cosine | step (milestones, gamma) | exponential (gamma per epoch)"},
+    )
     milestones: list[float] = field(
         default_factory=lambda: [0.5, 0.75],
         metadata={"check": _fraction, "help": "step schedule: fractions of training"},
     )
-    gamma: float = field(default=0.1, metadata={"help": "step schedule: lr factor per milestone"})
+    gamma: float = field(
+        default=0.1,
+        metadata={"help": "lr factor per milestone (step) or per epoch (exponential)"},
+    )
     warmup_epochs: float = field(
         default=0.0, metadata={"help": "warm-up length in epochs (see warmup_steps, warmup_lr)"}
     )
@@ -176,6 +182,8 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -
     if cfg.schedule == "cosine":
         t = (step - warm) / max(1, total_steps - warm)
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+    if cfg.schedule == "exponential":
+        return cfg.lr * cfg.gamma ** (step // max(1, steps_per_epoch))
     passed = sum(step >= int(m * total_steps) for m in cfg.milestones)
     return cfg.lr * cfg.gamma**passed
 

@@ -89,7 +89,8 @@ class DataSection:
         default="digits",
         metadata={
             "help": "digits | cifar10 | cifar100 | a .npz | a CIFAR archive directory | an "
-            "ImageNet-layout folder (train/<class>/, val/<class>/)"
+            "ImageNet-layout folder (train/<class>/, val/<class>/) | imagenet (that folder in "
+            "the data cache)"
         },
     )
     val_fraction: float = field(default=0.1, metadata={"check": _check_fraction})
@@ -136,6 +137,9 @@ class ImageConfig:
     )
 
 
+_NAMED_SOURCES = ("digits", "cifar10", "cifar100", "imagenet")
+
+
 def model_names(cfg: ImageConfig) -> list[str]:
     return [cfg.model.name] if isinstance(cfg.model.name, str) else list(cfg.model.name)
 
@@ -143,7 +147,7 @@ def model_names(cfg: ImageConfig) -> list[str]:
 def dataset_name(source: str) -> str:
     """The dataset's name in rows and tables, without reading the data."""
     key = source.strip().lower().replace("-", "")
-    if key in ("digits", "cifar10", "cifar100"):
+    if key in _NAMED_SOURCES:
         return key
     path = Path(source)
     name = path.name
@@ -165,7 +169,7 @@ class ImageTask(Task):
     def validate(self, recipe: Recipe) -> None:
         cfg: ImageConfig = recipe.config
         src = cfg.data.source
-        named = src.strip().lower().replace("-", "") in ("digits", "cifar10", "cifar100")
+        named = src.strip().lower().replace("-", "") in _NAMED_SOURCES
         if not named and not Path(src).expanduser().exists():
             raise RecipeError(
                 f"{src!r} does not exist (give digits, cifar10, cifar100, a .npz file, or a "
@@ -240,11 +244,12 @@ class ImageTask(Task):
     @staticmethod
     def _cost(cfg: ImageConfig, model: str, device: str) -> float:
         """Rough seconds for one unit (for --dry-run), from MACs and an assumed throughput."""
-        from workbench.image.folder import is_image_folder
+        from workbench.image.folder import named_folder
 
         sizes = {"digits": (1437, 64), "cifar10": (50000, 1024), "cifar100": (50000, 1024)}
-        if is_image_folder(cfg.data.source):
-            n, pixels = _folder_size(cfg.data.source), cfg.data.image_size**2
+        folder = named_folder(cfg.data.source, must_exist=False)
+        if folder is not None:
+            n, pixels = _folder_size(folder), cfg.data.image_size**2
         else:
             n, pixels = sizes.get(dataset_name(cfg.data.source)) or _npz_size(cfg.data.source)
         n = int(n * (1 - cfg.data.val_fraction))
@@ -403,11 +408,12 @@ class ImageTask(Task):
 def load_data(section: DataSection, device: str) -> Any:
     """The recipe's data: in memory (digits, .npz, CIFAR) or an image-folder tree."""
     from workbench.image.data import load_image_data
-    from workbench.image.folder import is_image_folder, load_folder_data
+    from workbench.image.folder import load_folder_data, named_folder
 
-    if is_image_folder(section.source):
+    source = named_folder(section.source)
+    if source is not None:
         return load_folder_data(
-            section.source,
+            source,
             val_fraction=section.val_fraction,
             seed=section.split_seed,
             max_train=section.max_train,
