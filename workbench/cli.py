@@ -16,6 +16,7 @@ from workbench import __version__
 
 COMMANDS = (
     "run",
+    "status",
     "report",
     "recipes",
     "activations",

@@ -184,8 +184,13 @@ def build_recipe(
     file: str | Path | None = None,
     step_dirs: dict[str, Path] | None = None,
     defer: bool = False,
+    check: bool = True,
 ) -> Recipe:
-    """Validate a merged raw mapping into a Recipe (common keys + the task's config)."""
+    """Validate a merged raw mapping into a Recipe (common keys + the task's config).
+
+    `check=False` types the mapping without the task's cross-field checks (files exist, ...):
+    for reading back a run directory's recipe.yaml from elsewhere (`workbench status`).
+    """
     file = str(file) if file is not None else None
     tasks = available()
     try:
@@ -230,7 +235,8 @@ def build_recipe(
             source=file,
             raw=data,
         )
-        task.validate(recipe)
+        if check:
+            task.validate(recipe)
         return recipe
     except RecipeError as exc:
         raise exc.with_file(file) if file else exc from None

@@ -5,6 +5,7 @@ Layout of a run directory (default `runs/<recipe name>`):
     recipe.yaml        the resolved recipe (after extends and --set), as run
     run.json           every invocation: command line, overrides, start/end, outcome
     environment.json   versions, git revision, devices (latest invocation)
+    plan.json          the units of the latest invocation: id, label, key, expected cost
     run.log            the log of every invocation
     results.jsonl      rows: one per measurement, plus unit status rows (kind="unit")
     units/<id>-<label>/  each unit's own files (checkpoints, hypotheses, journals)
@@ -15,6 +16,11 @@ cheap and an interrupted run continues where it stopped; the unit's own checkpoi
 mid-way. A failed unit is recorded with its error and the loop goes on; the exit code says that
 something failed. The lock is an OS-level `flock`, released automatically if the process dies,
 so a killed run never leaves a stale lock behind.
+
+Progress: each unit's log line carries the run's ETA, and a terminal gets a bar of units done
+out of the total. The ETA is the `--dry-run` cost model (each unit's `cost_s`) scaled by how
+the units already measured in this run directory compared with their estimates
+(`Plan.eta_s`); `workbench status` uses the same estimate from another shell.
 """
 
 from __future__ import annotations
@@ -27,19 +33,22 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from workbench import envinfo, records
 from workbench.fileio import atomic_write_text
 from workbench.schema import RecipeError
 from workbench.tasks import get_task
-from workbench.tasks.base import Recipe, RunContext, Unit
+from workbench.tasks.base import Recipe, RunContext, Tags, Unit
 
 log = logging.getLogger("workbench")
+
+PLAN_FILE = "plan.json"
 
 
 class RunLocked(RecipeError):
@@ -71,13 +80,27 @@ def default_run_dir(recipe_path: str | Path) -> Path:
     return Path("runs") / Path(recipe_path).stem
 
 
+def unit_rows(run_dir: Path) -> dict[str, records.Row]:
+    """The latest status row of each unit (done / failed / diverged / running)."""
+    latest: dict[str, records.Row] = {}
+    for row in records.iter_rows(run_dir):
+        if row.kind == "unit" and row.unit:
+            latest[row.unit] = row
+    return latest
+
+
+def measured_walls(latest: dict[str, records.Row]) -> dict[str, float]:
+    """Wall seconds of each finished unit (its `done` row), for the ETA."""
+    return {
+        uid: float(row.field("wall_s"))
+        for uid, row in latest.items()
+        if row.status == "done" and row.field("wall_s") is not None
+    }
+
+
 def unit_status(run_dir: Path) -> dict[str, str]:
     """Latest status of each unit from the run's rows (done / failed / running)."""
-    status: dict[str, str] = {}
-    for row in records.iter_rows(run_dir):
-        if row.get("kind") == "unit" and row.get("unit"):
-            status[row["unit"]] = row.get("status", "")
-    return status
+    return {uid: row.status or "" for uid, row in unit_rows(run_dir).items()}
 
 
 @dataclass
@@ -94,6 +117,38 @@ class Plan:
             if self.status.get(i) != "done"
         ]
 
+    def save(self, path: Path) -> None:
+        """Write the units (id, label, key, cost, tags) for readers in other processes."""
+        units = [
+            {"id": i, "label": u.label, "key": u.key, "cost_s": u.cost_s, "tags": asdict(u.tags)}
+            for u, i in zip(self.units, self.ids, strict=True)
+        ]
+        atomic_write_text(path, json.dumps({"task": self.recipe.task, "units": units}, indent=1))
+
+    @staticmethod
+    def load_units(path: Path) -> tuple[list[Unit], list[str]]:
+        """The units and ids that `save` wrote."""
+        data = json.loads(path.read_text())
+        units = [
+            Unit(key=u["key"], label=u["label"], cost_s=u["cost_s"], tags=Tags(**u["tags"]))
+            for u in data["units"]
+        ]
+        return units, [u["id"] for u in data["units"]]
+
+    def eta_s(
+        self, measured: dict[str, float], running: dict[str, float] | None = None
+    ) -> float | None:
+        """Seconds left for the units not done: their estimated costs, scaled by how long the
+        units measured so far (`measured`: unit id -> wall seconds) took against their own
+        estimates. `running`: unit id -> fraction already done. None when nothing is costed."""
+        running = running or {}
+        cost = dict(zip(self.ids, (u.cost_s for u in self.units), strict=True))
+        seen = [(cost[i], wall) for i, wall in measured.items() if i in cost and cost[i] > 0]
+        planned = sum(c for c, _ in seen)
+        scale = sum(w for _, w in seen) / planned if planned > 0 else 1.0
+        left = sum(cost[i] * (1.0 - min(1.0, running.get(i, 0.0))) for _, i in self.todo())
+        return left * scale if left > 0 or not self.todo() else None
+
     def describe(self) -> str:
         lines = [f"recipe: {self.recipe.source}  task: {self.recipe.task}"]
         if self.recipe.description:
@@ -104,16 +159,17 @@ class Plan:
             state = "todo" if uid in todo else "done (skipped)"
             if uid in todo:
                 total += unit.cost_s
-            lines.append(f"  {uid}  {unit.label:<50} ~{_fmt_s(unit.cost_s):>8}  {state}")
+            lines.append(f"  {uid}  {unit.label:<50} ~{fmt_s(unit.cost_s):>8}  {state}")
         for ref in self.recipe.pending:
             lines.append(
                 f"  (+ the top {ref.top} of {ref.of!r}, resolved when that search has run)"
             )
-        lines.append(f"{len(todo)} of {len(self.units)} units to run, expected ~{_fmt_s(total)}")
+        lines.append(f"{len(todo)} of {len(self.units)} units to run, expected ~{fmt_s(total)}")
         return "\n".join(lines)
 
 
-def _fmt_s(seconds: float) -> str:
+def fmt_s(seconds: float) -> str:
+    """A duration the way people read it: 42s, 17min, 3.5h."""
     if seconds < 90:
         return f"{seconds:.0f}s"
     if seconds < 5400:
@@ -166,6 +222,7 @@ def execute(recipe: Recipe, run_dir: Path, overrides: list[str] | None = None) -
             )
             (run_dir / "environment.json").write_text(json.dumps(envinfo.environment(), indent=2))
             plan = make_plan(recipe, run_dir)
+            plan.save(run_dir / PLAN_FILE)
             task = get_task(recipe.task)
             device = envinfo.resolve_device(recipe.device)
             if device.startswith("cuda"):
@@ -187,8 +244,21 @@ def execute(recipe: Recipe, run_dir: Path, overrides: list[str] | None = None) -
                 run_dir,
             )
             failed: list[str] = []
-            for n, (unit, uid) in enumerate(todo, 1):
-                failed += _run_one(recipe, task, unit, uid, run_dir, device, n, len(todo))
+            measured = measured_walls(unit_rows(run_dir))
+            with _units_bar(len(todo)) as bar, logging_redirect_tqdm(loggers=[log]):
+                for n, (unit, uid) in enumerate(todo, 1):
+                    eta = plan.eta_s(measured)
+                    ahead = f", run ETA ~{fmt_s(eta)}" if eta is not None else ""
+                    log.info("[%d/%d] %s (%s)%s", n, len(todo), unit.label, uid, ahead)
+                    t0 = time.time()
+                    outcome_of_unit = _run_one(recipe, task, unit, uid, run_dir, device)
+                    failed += outcome_of_unit
+                    plan.status[uid] = "failed" if outcome_of_unit else "done"
+                    if not outcome_of_unit:
+                        measured[uid] = time.time() - t0
+                    eta = plan.eta_s(measured)
+                    bar.set_postfix_str(f"ETA {fmt_s(eta)}" if eta else "", refresh=False)
+                    bar.update(1)
             outcome = "failed" if failed else "done"
             if failed:
                 log.error("%d unit(s) failed: %s (see run.log)", len(failed), ", ".join(failed))
@@ -213,7 +283,16 @@ def execute(recipe: Recipe, run_dir: Path, overrides: list[str] | None = None) -
             handler.close()
 
 
-def _run_one(recipe, task, unit: Unit, uid: str, run_dir: Path, device: str, n: int, total: int):
+def _units_bar(total: int):
+    """The run's bar of units done out of the total; silent when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc="units", unit="unit", dynamic_ncols=True, disable=not sys.stderr.isatty()
+    )
+
+
+def _run_one(recipe, task, unit: Unit, uid: str, run_dir: Path, device: str) -> list[str]:
     unit_dir = run_dir / "units" / f"{uid}-{unit.slug}"
     unit_dir.mkdir(parents=True, exist_ok=True)
     defaults = unit.tags.fields()
@@ -229,7 +308,6 @@ def _run_one(recipe, task, unit: Unit, uid: str, run_dir: Path, device: str, n: 
     )
     status_row = {"kind": "unit", "run": run_dir.name, "unit": uid, "task": recipe.task, **defaults}
     records.record(run_dir, **status_row, status="running", label=unit.label, key=unit.key)
-    log.info("[%d/%d] %s (%s)", n, total, unit.label, uid)
     t0 = time.time()
     try:
         task.run_unit(recipe, unit, ctx)

@@ -12,13 +12,14 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
 from workbench.fileio import atomic_write
-from workbench.tasks.base import Recipe, RunContext, Tags, Task, Unit, UnitFailed
+from workbench.tasks.base import Progress, Recipe, RunContext, Tags, Task, Unit, UnitFailed
 
 
 @dataclass
@@ -99,6 +100,13 @@ class ToyTask(Task):
             for s in recipe.seeds
         ]
 
+    def progress(self, recipe: Recipe[ToyConfig], unit: Unit, unit_dir: Path) -> Progress | None:
+        try:
+            epoch = json.loads((unit_dir / "checkpoint.json").read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            return None  # not started, or the file is being replaced right now
+        return Progress(epoch, recipe.config.train.epochs, "epochs")
+
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
         cfg: ToyConfig = recipe.config
         spec, seed = unit.key["activation"], unit.key["seed"]
@@ -121,6 +129,8 @@ class ToyTask(Task):
             ctx.log.info("resuming %s from epoch %d", unit.label, start)
         gen = torch.Generator().manual_seed(seed * 1000 + start)
         t0 = time.time()
+        bar = ctx.progress(total=cfg.train.epochs, desc=f"{unit.label} epochs")
+        bar.update(start)
         for epoch in range(start, cfg.train.epochs):
             model.train()
             order = torch.randperm(len(xtr), generator=gen)
@@ -138,6 +148,8 @@ class ToyTask(Task):
             atomic_write(ckpt, lambda p, state=state: torch.save(state, p))
             meta = json.dumps({"epoch": epoch + 1, "activation": spec, "seed": seed})
             atomic_write(meta_path, lambda p, meta=meta: p.write_text(meta))
+            bar.update(1)
+        bar.close()
         hparams = {
             "epochs": cfg.train.epochs,
             "optimizer": cfg.train.optimizer,
