@@ -21,10 +21,12 @@ from workbench.records import Row
 from workbench.report import html as html_render
 from workbench.report import markdown as md_render
 from workbench.report import rows as rows_mod
+from workbench.report.compare import Comparison, compare
 from workbench.report.model import Document, Section, Text, as_section
 from workbench.report.names import candidates_and_baselines
 from workbench.report.plots import plot_table
-from workbench.report.tables import Table, model_tables, split_tables, win_tie_loss
+from workbench.report.tables import Table, arrange, model_tables, split_tables, win_tie_loss
+from workbench.report.verdicts import significance_sections, verdict_section, wins_section
 
 log = logging.getLogger("workbench.report")
 
@@ -41,6 +43,7 @@ class Report:
     tables: list[Table]
     files: list[Path]
     document: Document
+    comparisons: list[Comparison]
     html: str | None = None
 
 
@@ -103,15 +106,26 @@ def build_report(
         ],
     )
     files: list[Path] = []
+    comparisons = compare(data, candidates, baselines)
+    for part in (
+        verdict_section(comparisons, candidates, data),
+        wins_section(comparisons, candidates, baselines),
+    ):
+        if part is not None:
+            doc.sections.append(part)
     wtl = win_tie_loss(tables, candidates, baselines, tie) if tie is not None else None
+    if wtl is not None:
+        doc.sections.append(wtl.section())
     for table in tables + ([wtl] if wtl else []):
         csv_path = out_dir / f"{table.slug}.csv"
         csv_path.write_text(table.csv())
         files.append(csv_path)
-        png = plot_table(table, out_dir / f"{table.slug}.png") if table is not wtl else None
+    for table, beside in arrange(tables):
+        png = plot_table(table, out_dir / f"{table.slug}.png")
         if png:
             files.append(png)
-        doc.sections.append(table.section(png))
+        doc.sections.append(table.section(png, beside))
+    doc.sections += significance_sections(comparisons)
     long_path = out_dir / "summary_long.csv"
     _write_long_csv(tables, long_path)
     files.append(long_path)
@@ -126,4 +140,11 @@ def build_report(
         html_path = out_dir / HTML_FILE
         html_path.write_text(page)
         files.insert(1, html_path)
-    return Report(markdown=markdown, tables=tables, files=files, document=doc, html=page)
+    return Report(
+        markdown=markdown,
+        tables=tables,
+        files=files,
+        document=doc,
+        comparisons=comparisons,
+        html=page,
+    )

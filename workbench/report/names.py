@@ -19,10 +19,20 @@ from workbench.report.model import Cell
 SECONDARY_METRICS = {"chrf", "bleu_intl"}
 
 METRIC_LABELS = {
-    "bleu": "BLEU (sacreBLEU 13a, detokenized)",
-    "bleu_intl": "BLEU intl (tok:intl, case kept: paper-comparable, like t2t-bleu)",
-    "chrf": "chrF",
+    "bleu": "sacreBLEU, 13a tokenizer on detokenized text: quote it against other sacreBLEU "
+    "numbers; the paper's tokenized BLEU is not comparable with it (they differ by 0.5–1 BLEU)",
+    "bleu_intl": "sacreBLEU with tok:intl and case kept, like tensor2tensor's t2t-bleu that the "
+    "paper reports: quote this one against the paper's BLEU",
+    "chrf": "sacreBLEU's chrF (character n-gram F-score)",
 }
+
+
+METRIC_SHORT = {"bleu": "BLEU", "bleu_intl": "BLEU-intl (paper-comparable)", "chrf": "chrF"}
+
+
+def metric_short(metric: str | None) -> str:
+    """A column-sized name of a metric."""
+    return METRIC_SHORT.get(metric or "", metric or "?")
 
 
 def metric_label(metric: str | None) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.report import model as rm
-from workbench.report.names import activation_cell, is_primary
+from workbench.report.names import activation_cell, is_primary, metric_label, metric_short
 from workbench.report.rows import DEV_SPLITS, Rows, better
 
 
@@ -79,6 +79,10 @@ class Table:
         default_factory=dict
     )  # activation -> col -> text
     slug: str = "table"
+    # What the rows are of, less the metric: ("split", task, model, dataset) or
+    # ("model", task, dataset, split). Tables of one group and different metrics of the same
+    # outputs (chrF, BLEU intl beside BLEU) are shown as one.
+    group: tuple = ()
 
     def spread_columns(self) -> list[str]:
         """Test columns with at least one cell of several seeds: they get a mean ± sd column."""
@@ -89,8 +93,10 @@ class Table:
             and any(len(cells.get(c, Cell()).values) > 1 for cells in self.rows.values())
         ]
 
-    def section(self, figure: Path | None = None) -> rm.Section:
-        """This table as a report section (with its plot, when one was drawn)."""
+    def section(self, figure: Path | None = None, beside: list[Table] = ()) -> rm.Section:
+        """This table as a report section (with its plot, when one was drawn). `beside`:
+        tables of other metrics of the same outputs (chrF, BLEU intl), shown as columns next
+        to each test column of this one."""
         extra_names = sorted({k for cols in self.extra_columns.values() for k in cols})
         spread = set(self.spread_columns())
         header = [self.row_label]
@@ -98,6 +104,9 @@ class Table:
             header.append(c)
             if c in spread:
                 header.append(f"{c} mean ± sd")
+            for other in beside:
+                if c in other.columns and not c.endswith("(dev)"):
+                    header.append(f"{c} {metric_short(other.metric)}")
         out = rm.Table(columns=[*header, *extra_names], slug=self.slug)
         for act, cells in self.rows.items():
             row: list[rm.Cell] = [activation_cell(act)]
@@ -106,9 +115,20 @@ class Table:
                 row.append(rm.Cell(cell.text(), sort=cell.median, title=_seeds_title(cell)))
                 if c in spread:
                     row.append(rm.Cell(cell.mean_sd_text(), sort=cell.mean))
+                for other in beside:
+                    if c in other.columns and not c.endswith("(dev)"):
+                        o = other.rows.get(act, {}).get(c, Cell())
+                        row.append(rm.Cell(o.text(), sort=o.median, title=_seeds_title(o)))
             row += [rm.Cell(self.extra_columns.get(act, {}).get(k, "")) for k in extra_names]
             out.add(*row)
         out.notes = list(self.notes)
+        if self.metric == "bleu":
+            out.notes.append(f"BLEU: {metric_label('bleu')}")
+        for other in beside:
+            out.notes.append(f"{metric_short(other.metric)}: {metric_label(other.metric)}")
+            out.notes += [
+                f"{metric_short(other.metric)} signature: `{s}`" for s in other.signatures
+            ]
         out.signatures = list(self.signatures)
         section = rm.Section(self.title, [out], id=f"table-{self.slug}")
         if figure is not None:
@@ -241,6 +261,7 @@ def split_tables(data: Rows) -> list[Table]:
             rows={},
             metric=metric,
             slug=_slug(task, model, dataset, metric),
+            group=("split", task, model, dataset),
         )
         by_act: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
@@ -297,6 +318,7 @@ def model_tables(data: Rows) -> list[Table]:
             rows={},
             metric=metric,
             slug=_slug(task, dataset, metric, split, "by_model"),
+            group=("model", task, dataset, split),
         )
         for r in rows:
             if r.get("value") is None:
@@ -372,3 +394,18 @@ def win_tie_loss(
         "significance-based counts are in the table above",
     ]
     return table
+
+
+def arrange(tables: list[Table]) -> list[tuple[Table, list[Table]]]:
+    """Display order: each primary-metric table with the secondary-metric tables of its group
+    beside it; a secondary table without a primary one is shown on its own."""
+    primary = {t.group: t for t in tables if is_primary(t.metric)}
+    beside: dict[tuple, list[Table]] = defaultdict(list)
+    out: list[tuple[Table, list[Table]]] = []
+    for t in tables:
+        if not is_primary(t.metric) and t.group in primary:
+            beside[t.group].append(t)
+    for t in tables:
+        if is_primary(t.metric) or t.group not in primary:
+            out.append((t, beside[t.group] if is_primary(t.metric) else []))
+    return out
