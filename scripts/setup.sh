@@ -32,6 +32,19 @@ if ! has fairseq; then
   echo "[setup] building fairseq-fixed 0.12.3.1 (compiles C++ extensions, about 5 minutes)"
   pip install --no-deps --no-build-isolation "fairseq-fixed==0.12.3.1"
 fi
+# Chromium from Debian's packages for the HTML report's browser test (tests/test_report_html.py,
+# driven over the DevTools pipe: no chromedriver needed). Installed only where it can be: as root
+# with apt (CI runs as root). Elsewhere that one test skips and says why. SKIP_CHROMIUM=1 skips it.
+if [ -z "${SKIP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium (apt) for the HTML report's browser test"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+      echo "[setup] chromium could not be installed: the HTML report's browser test will skip"
+    fi
+  else
+    echo "[setup] no chromium, and not root with apt: the HTML report's browser test will skip"
+  fi
+fi
 "$VENV/bin/python" - <<'PYEOF'
 import fairseq, sacrebleu, sentencepiece, torch, workbench
 print(f"[setup] ok: torch {torch.__version__}, fairseq {fairseq.__version__}, sacrebleu {sacrebleu.__version__}, cuda={torch.cuda.is_available()}")
