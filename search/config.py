@@ -2,8 +2,9 @@
 
 Kept apart from the task (planning, running) and the run wiring so that every module of the
 search that needs a setting imports it from here, and none imports the task. Also here: the
-two derived facts every part agrees on, `child_hash` (which results are interchangeable) and
-`strategy_options` (the controller/evolution keyword arguments of one strategy).
+derived facts every part agrees on, `child_hash` (which results are interchangeable),
+`child_variant` (a second child given as overrides of the first) and `strategy_options` (the
+controller/evolution keyword arguments of one strategy).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from search.child import ChildConfig
+from search.dispatch import FailureConfig
 from search.executors import ExecutorConfig
 from search.space import BINARY, UNARY
 from search.strategies import STRATEGIES
@@ -79,6 +81,35 @@ class EvolutionConfig:
 
 
 @dataclass
+class ConfirmConfig:
+    """The confirmation stage (`confirm:`): the best distinct candidates, trained again."""
+
+    n: int = field(
+        default=10, metadata={"help": "best distinct candidates retrained (0: rank single runs)"}
+    )
+    seeds: int = field(default=2, metadata={"help": "more child seeds for each of them"})
+    child: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "a second, different child (overrides of child:), trained 1 + seeds times"
+        },
+    )
+
+
+@dataclass
+class FidelityConfig:
+    """Proxy fidelity (`fidelity:`): candidates spread over the search's reward range, trained
+    on a target child, and the rank correlation between the two rewards."""
+
+    n: int = field(default=0, metadata={"help": "candidates to train on the target child (0: off)"})
+    child: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "the target child (overrides of child:)"}
+    )
+    bootstrap: int = field(default=2000, metadata={"help": "resamples for Spearman's rho's CI"})
+    confidence: float = field(default=0.95, metadata={"help": "of the bootstrap interval"})
+
+
+@dataclass
 class SearchConfig:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     strategy: str | list[str] = field(
@@ -101,6 +132,26 @@ class SearchConfig:
         default_factory=list,
         metadata={"help": "earlier search run dirs whose results (same child settings) are reused"},
     )
+    references: list[str] = field(
+        default_factory=lambda: list(REFERENCES),
+        metadata={"help": "known activations trained as children beside the search's"},
+    )
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    failures: FailureConfig = field(default_factory=FailureConfig)
+
+
+# Known functions evaluated as children in every search (same child and seeds), so a table
+# shows whether the search beat them under the same conditions.
+REFERENCES = ("relu", "swish1", "identity")
+
+
+def child_variant(base: ChildConfig, overrides: dict[str, Any] | None, path: str) -> ChildConfig:
+    """`base` with `overrides` deep-merged in, validated (RecipeError names `path`)."""
+    from workbench.recipe import deep_merge
+    from workbench.schema import from_dict, to_dict
+
+    return from_dict(ChildConfig, deep_merge(to_dict(base), overrides or {}), path=path)
 
 
 def child_hash(child: dict[str, Any]) -> str:

@@ -15,6 +15,11 @@ b+1 while batch b finishes (the controller learns from data one batch old). Desi
 - Journal first, rows second: a result is committed to the journal, then its row is appended to
   results.jsonl. On resume, finished evaluations without a row get one, pending ones are
   resubmitted, and the strategy continues from its state at the last committed operation.
+- Children go through a `search.dispatch.Dispatcher`: a child that failed for a reason outside
+  its formula is retried there, and one that still fails comes back with status "error". Such an
+  evaluation is journalled but gets no row and no reward: its batch learns from the other
+  proposals, a later proposal of the same function trains afresh, and a resumed run retries it.
+  When children keep failing alike the dispatcher stops the search (`ChildrenFailing`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.dedup import Candidate, analyse
-from search.executors import Executor
+from search.dispatch import Dispatcher
 from search.journal import Journal, Proposal
 from search.space import Space
 from search.strategies.base import Strategy
@@ -49,21 +54,22 @@ class Engine:
         journal: Journal,
         settings: EngineSettings,
         make_job: Callable[[str], dict[str, Any]],
-        make_executor: Callable[[], Executor],
+        dispatcher: Dispatcher,
         on_evaluation: Callable[[Proposal], None],
         reuse: dict[str, dict[str, Any]] | None = None,
         written: set[int] | None = None,
+        on_result: Callable[[Proposal], None] | None = None,
     ):
         self.space = space
         self.strategy = strategy
         self.journal = journal
         self.s = settings
         self.make_job = make_job
-        self.make_executor = make_executor
+        self.dispatcher = dispatcher
         self.on_evaluation = on_evaluation
+        self.on_result = on_result or (lambda p: None)
         self.reuse = reuse or {}
         self.written = set(written or ())
-        self.executor: Executor | None = None
         self.props: dict[int, Proposal] = {}
         self.first_of: dict[str, int] = {}  # class key -> idx of its fresh/reused proposal
         self.evals = 0
@@ -77,12 +83,13 @@ class Engine:
         if loaded is not None:
             proposed, learned, done, state = loaded
             self.strategy.load_state_dict(state)
+        self.journal.reopen_errors()  # children that failed outside their formula: try again
         for p in self.journal.proposals():
             self._remember(p)
         for p in self.props.values():  # rows lost between journal commit and row write
             if (
                 p.eval_index is not None
-                and p.status != "pending"
+                and p.status not in ("pending", "error")
                 and p.eval_index not in self.written
             ):
                 self._emit(p)
@@ -97,6 +104,7 @@ class Engine:
                     proposed += 1
                 elif learned < proposed:
                     batch = self._wait(learned)
+                    # None: no result (an error outside the formula); the strategy skips it
                     rewards = [self._reward(p) for p in batch]
                     stats = self.strategy.learn([p.tokens for p in batch], rewards) if batch else {}
                     learned += 1
@@ -106,8 +114,7 @@ class Engine:
                 else:
                     break
         finally:
-            if self.executor is not None:
-                self.executor.close()
+            self.dispatcher.close()
         return self.summary()
 
     # ---------------------------------------------------------------- operations
@@ -162,40 +169,48 @@ class Engine:
             self.evals = max(self.evals, p.eval_index or 0)
 
     def _submit(self, p: Proposal) -> None:
-        if self.executor is None:
-            self.executor = self.make_executor()
-        self.executor.submit(p.idx, self.make_job(p.formula))
+        self.dispatcher.submit(p.idx, self.make_job(p.formula))
 
     def _resolved(self, p: Proposal) -> bool:
         if p.kind == "duplicate":
             return self.props[p.source].status != "pending"
         return p.status != "pending"
 
-    def _reward(self, p: Proposal) -> float:
+    def _reward(self, p: Proposal) -> float | None:
         src = self.props[p.source] if p.kind == "duplicate" else p
+        if src.status == "error":
+            return None
         return float(src.reward or 0.0) / 100.0
 
     def _wait(self, batch: int) -> list[Proposal]:
         members = [p for p in self.props.values() if p.batch == batch]
         while not all(self._resolved(p) for p in members):
-            if self.executor is None or not self.executor.busy:
+            if not self.dispatcher.busy:
                 raise RuntimeError(f"batch {batch} has unresolved proposals but nothing is running")
-            for idx, result in self.executor.poll(timeout=5.0):
+            for idx, result in self.dispatcher.poll(timeout=5.0):
                 self._finish(self.props[idx], result)
         return members
 
     def _finish(self, p: Proposal, result: dict[str, Any]) -> None:
         if p.status != "pending":
             return
-        status = result.get("status", "failed")
-        reward = float(result.get("reward") or 0.0) if status == "ok" else 0.0
+        status = result.get("status", "error")
+        if status not in ("ok", "diverged", "error"):
+            status = "error"
+        reward: float | None = float(result.get("reward") or 0.0) if status == "ok" else 0.0
         if "trace" in result:  # keep the journal small: the end of a traceback is enough
             result = {**result, "trace": str(result["trace"])[-2000:]}
+        if status == "error":
+            reward = None  # never a reward: the function itself was not evaluated
+            if self.first_of.get(p.key) == p.idx:
+                del self.first_of[p.key]  # a later proposal of this function trains afresh
         self.journal.commit_result(p.idx, status, reward, result)
         p.status, p.reward, p.result = status, reward, result
         if status != "ok":
             log.info("candidate %s: %s (%s)", p.formula, status, result.get("error", ""))
-        self._emit(p)
+        if status != "error":
+            self._emit(p)
+        self.on_result(p)
 
     def _emit(self, p: Proposal) -> None:
         if p.eval_index in self.written:
@@ -216,8 +231,8 @@ class Engine:
             "proposals": len(props),
             "evaluations": len(evals),
             **kinds,
-            "failed": sum(p.status == "failed" for p in evals),
             "diverged": sum(p.status == "diverged" for p in evals),
+            "errors": sum(p.status == "error" for p in evals),
         }
 
     def evaluations(self) -> list[Proposal]:

@@ -8,11 +8,15 @@ order. Design choices:
   threads can deadlock, and spawned workers each load the data once and keep it.
 - Workers exit by themselves when the driver dies (they watch their parent process), so a
   search killed with SIGKILL leaves no orphaned children behind.
-- A worker that dies (segfault, out of memory) breaks a process pool: the pool is rebuilt and
-  every job it held is retried once; a job that breaks a pool twice is a recorded failure.
-- Ray is an optional extra, imported only when a recipe names the Ray executor; a job's exception
-  in a Ray task becomes a recorded failure too. On a cluster every node needs this package
-  installed (the same environment as the driver).
+- Executors never retry and never decide what a failure means: a worker that dies (segfault, out
+  of memory, a kill) or a Ray task that fails is handed back as a result with status "error"
+  and a one-line `reason`, and `search.dispatch` retries it and applies the stop rule. A dead
+  worker breaks a process pool, so every job the pool held comes back as such an error (one
+  `incident` for all of them) and the pool is rebuilt.
+- Ray is an optional extra, imported only when a recipe names the Ray executor. A child asks
+  Ray for `gpus_per_child` GPUs; unset, that follows the recipe's device (1 on CUDA, else 0),
+  because Ray hides every GPU from a task that asks for none. On a cluster every node needs
+  this package installed (the same environment as the driver).
 """
 
 from __future__ import annotations
@@ -44,18 +48,36 @@ class ExecutorConfig:
         },
     )
     cpus_per_child: float = 1.0
-    gpus_per_child: float = 0.0
+    gpus_per_child: float | None = field(
+        default=None,
+        metadata={"help": "ray: GPUs per child (default: 1 when device is cuda, else 0)"},
+    )
 
 
-def _failure(error: str) -> dict[str, Any]:
-    return {"status": "failed", "reward": 0.0, "error": error, "wall_s": 0.0}
+WORKER_DIED = "the worker process died (killed, out of memory, or a crash in native code)"
+
+
+def error_result(reason: str, incident: str | None = None) -> dict[str, Any]:
+    """A child that produced no result for a reason outside its formula (see search.dispatch)."""
+    out: dict[str, Any] = {"status": "error", "reward": 0.0, "error": reason, "reason": reason}
+    if incident is not None:
+        out["incident"] = incident
+    out["wall_s"] = 0.0
+    return out
+
+
+def gpus_per_child(cfg: ExecutorConfig, device: str) -> float:
+    """The GPUs a child asks Ray for: the recipe's setting, else 1 on CUDA and 0 on the CPU."""
+    if cfg.gpus_per_child is not None:
+        return float(cfg.gpus_per_child)
+    return 1.0 if str(device).startswith("cuda") else 0.0
 
 
 class Executor:
-    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+    def submit(self, job_id: Any, job: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+    def poll(self, timeout: float | None = None) -> list[tuple[Any, dict[str, Any]]]:
         """Finished jobs (at least one unless timeout passes or nothing is running)."""
         raise NotImplementedError
 
@@ -71,12 +93,12 @@ class InlineExecutor(Executor):
     """Runs each job in this process when polled (tests, debugging)."""
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[int, dict[str, Any]]] = deque()
+        self.queue: deque[tuple[Any, dict[str, Any]]] = deque()
 
-    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+    def submit(self, job_id: Any, job: dict[str, Any]) -> None:
         self.queue.append((job_id, job))
 
-    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+    def poll(self, timeout: float | None = None) -> list[tuple[Any, dict[str, Any]]]:
         if not self.queue:
             return []
         job_id, job = self.queue.popleft()
@@ -114,8 +136,8 @@ class LocalExecutor(Executor):
     def __init__(self, workers: int):
         self.workers = max(1, workers)
         self.pool = self._new_pool()
-        self.futures: dict[cf.Future, tuple[int, dict[str, Any]]] = {}
-        self.retried: set[int] = set()
+        self.futures: dict[cf.Future, tuple[Any, dict[str, Any]]] = {}
+        self.breaks = 0
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         ctx = mp.get_context("spawn")
@@ -123,34 +145,38 @@ class LocalExecutor(Executor):
             self.workers, mp_context=ctx, initializer=_init_worker, initargs=(ctx.Value("i", 0),)
         )
 
-    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+    def submit(self, job_id: Any, job: dict[str, Any]) -> None:
         self.futures[self.pool.submit(evaluate_candidate, job)] = (job_id, job)
 
-    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+    def poll(self, timeout: float | None = None) -> list[tuple[Any, dict[str, Any]]]:
         if not self.futures:
             return []
         done, _ = cf.wait(list(self.futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        out, broken = [], []
+        out: list[tuple[Any, dict[str, Any]]] = []
+        broken = False
         for fut in done:
-            job_id, job = self.futures.pop(fut)
+            job_id, _job = self.futures.pop(fut)
             try:
                 out.append((job_id, fut.result()))
             except cf.process.BrokenProcessPool:
-                broken.append((job_id, job))
+                broken = True
+                out.append((job_id, error_result(WORKER_DIED)))
             except Exception as exc:  # e.g. a result that cannot be sent back
-                out.append((job_id, _failure(f"{type(exc).__name__}: {exc}")))
+                out.append((job_id, error_result(f"{type(exc).__name__}: {exc}")))
         if broken:
-            # Every job the dead pool held fails the same way; retry each once on a fresh pool.
-            broken += list(self.futures.values())
+            # Every job the dead pool held is lost with it: all come back as one incident (the
+            # engine cannot tell which job killed the worker), and a fresh pool takes new jobs.
+            self.breaks += 1
+            incident = f"pool-break-{self.breaks}"
+            lost = list(self.futures.values())
             self.futures.clear()
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._new_pool()
-            for job_id, job in sorted(broken, key=lambda j: j[0]):
-                if job_id in self.retried:
-                    out.append((job_id, _failure("the worker process died (twice) on this job")))
-                else:
-                    self.retried.add(job_id)
-                    self.submit(job_id, job)
+            out = [
+                (jid, {**res, "incident": incident} if res.get("reason") == WORKER_DIED else res)
+                for jid, res in out
+            ]
+            out += [(jid, error_result(WORKER_DIED, incident)) for jid, _ in lost]
         return out
 
     @property
@@ -166,7 +192,7 @@ class LocalExecutor(Executor):
 class RayExecutor(Executor):
     """Jobs as Ray tasks on a cluster (`address`) or a local Ray instance."""
 
-    def __init__(self, cfg: ExecutorConfig):
+    def __init__(self, cfg: ExecutorConfig, device: str = "cpu"):
         try:
             import ray
         except ImportError:
@@ -182,15 +208,18 @@ class RayExecutor(Executor):
             else:
                 ray.init(num_cpus=max(1, cfg.workers), **kwargs)
             self.started = True
-        self.remote = ray.remote(num_cpus=cfg.cpus_per_child, num_gpus=cfg.gpus_per_child)(
-            evaluate_candidate
-        )
-        self.refs: dict[Any, int] = {}
+        self.num_gpus = gpus_per_child(cfg, device)
+        # max_retries=0: a failed task comes back as an error, and search.dispatch retries it
+        # under its own bound (Ray's default would silently retry a dead worker 3 times).
+        self.remote = ray.remote(
+            num_cpus=cfg.cpus_per_child, num_gpus=self.num_gpus, max_retries=0
+        )(evaluate_candidate)
+        self.refs: dict[Any, Any] = {}
 
-    def submit(self, job_id: int, job: dict[str, Any]) -> None:
+    def submit(self, job_id: Any, job: dict[str, Any]) -> None:
         self.refs[self.remote.remote(job)] = job_id
 
-    def poll(self, timeout: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+    def poll(self, timeout: float | None = None) -> list[tuple[Any, dict[str, Any]]]:
         if not self.refs:
             return []
         ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
@@ -200,7 +229,10 @@ class RayExecutor(Executor):
             try:
                 out.append((job_id, self.ray.get(ref)))
             except Exception as exc:  # a task that died (node lost, worker crash)
-                out.append((job_id, _failure(f"ray task failed: {type(exc).__name__}: {exc}")))
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                out.append(
+                    (job_id, error_result(f"ray task failed: {type(exc).__name__}: {first}"))
+                )
         return out
 
     @property
@@ -219,5 +251,5 @@ def make_executor(cfg: ExecutorConfig, device: str = "cpu") -> Executor:
     if cfg.kind == "inline":
         return InlineExecutor()
     if cfg.kind == "ray":
-        return RayExecutor(cfg)
+        return RayExecutor(cfg, device)
     return LocalExecutor(cfg.workers)

@@ -73,7 +73,8 @@ class Proposal:
     kind: str  # fresh | reused | duplicate | degenerate
     eval_index: int | None = None
     source: int | None = None  # for duplicates: idx of the proposal whose result is shared
-    status: str = "pending"  # pending | ok | failed | diverged | rejected | duplicate
+    # pending | ok | diverged | error | rejected | duplicate ("failed": written by older versions)
+    status: str = "pending"
     reward: float | None = None
     result: dict[str, Any] | None = None
 
@@ -82,6 +83,52 @@ def _blob(state: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
+
+
+def read_progress(path: str | Path) -> dict[str, Any] | None:
+    """Counts from a journal that another process may be writing (for `workbench status`).
+
+    Opens the file read-only and never writes or creates anything; None when it does not
+    exist yet or is busy beyond a short wait.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+    except sqlite3.Error:
+        return None
+    try:
+        counts = dict(
+            db.execute(
+                "SELECT status, COUNT(*) FROM proposals WHERE eval_index IS NOT NULL "
+                "GROUP BY status"
+            ).fetchall()
+        )
+        best = db.execute(
+            "SELECT reward, formula FROM proposals WHERE status = 'ok' "
+            "ORDER BY reward DESC, idx LIMIT 1"
+        ).fetchone()
+        span = db.execute(
+            "SELECT MIN(finished), MAX(finished), COUNT(finished) FROM proposals "
+            "WHERE eval_index IS NOT NULL AND finished IS NOT NULL AND kind = 'fresh'"
+        ).fetchone()
+    except sqlite3.Error:  # the schema is not written yet, or the writer holds the file
+        return None
+    finally:
+        db.close()
+    done = sum(n for s, n in counts.items() if s not in ("pending", "error"))
+    per_min = None
+    if span and span[2] and span[2] > 1 and span[1] > span[0]:
+        per_min = (span[2] - 1) / (span[1] - span[0]) * 60.0
+    return {
+        "done": done,
+        "pending": counts.get("pending", 0),
+        "errors": counts.get("error", 0),
+        "diverged": counts.get("diverged", 0) + counts.get("failed", 0),
+        "best": None if best is None else (float(best[0]), best[1]),
+        "per_min": per_min,
+    }
 
 
 class Journal:
@@ -151,7 +198,22 @@ class Journal:
             )
             self._put_state(proposed, learned, done, state)
 
-    def commit_result(self, idx: int, status: str, reward: float, result: dict[str, Any]) -> None:
+    def reopen_errors(self) -> list[int]:
+        """Put evaluations that ended in an error outside their formula back to pending."""
+        with self.db:
+            self.db.execute("BEGIN")
+            idx = [
+                r[0] for r in self.db.execute("SELECT idx FROM proposals WHERE status = 'error'")
+            ]
+            self.db.execute(
+                "UPDATE proposals SET status = 'pending', result = NULL, finished = NULL "
+                "WHERE status = 'error'"
+            )
+        return idx
+
+    def commit_result(
+        self, idx: int, status: str, reward: float | None, result: dict[str, Any]
+    ) -> None:
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute(

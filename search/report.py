@@ -11,23 +11,43 @@ exhaustive run and a run of strategies with the same child. Design choices:
 - The findings compare the top candidates (the best 1%, at least 10) with all evaluated ones:
   performance by number of core units actually used, how often the raw x enters the final
   binary function, periodic functions (sin, cos), and division.
+- The reference children (relu, swish1, identity: same child and seed) stand in the top-k
+  table at the place their reward puts them, marked "(reference)", and as dashed lines in the
+  reward curves, so a reader sees whether the search beat them under the same conditions.
+- The confirmation table ranks candidates and references by their confirmed score (median over
+  child seeds, see `search.ranking`), with the spread and the single search run beside it, and
+  says where relu and swish1 rank; `top.json` follows that order.
+- The fidelity section gives Spearman's ρ with its bootstrap interval (from the row the
+  fidelity stage recorded) and the scatter plot of proxy against target reward.
+- The top candidates carry a plot of their formula (embedded in the HTML table cell).
 - Sections are blocks of the report model (`workbench.report.model`), which `workbench report`
   renders to Markdown and HTML.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from pathlib import Path
 
-from search.ranking import best_by_activation, function_key
+from search.fidelity import pairs
+from search.ranking import (
+    Confirmed,
+    best_by_activation,
+    confirmed_ranking,
+    function_key,
+    references,
+    reward_rows,
+)
 from workbench.records import Row
 from workbench.report.model import Cell, Figure, Section, Table, Text
 
+PLOTTED = 10  # top candidates shown with a plot of their formula
+
 
 def _reward_rows(rows: list[Row]) -> list[Row]:
-    return [r for r in rows if r.get("task") == "search" and r.get("metric") == "reward"]
+    return reward_rows(rows, "search")
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -58,24 +78,56 @@ def evals_to_reach(unit_rows: list[Row], threshold: float) -> int | None:
 
 
 def search_report(rows: list[Row], out_dir: Path) -> list[Section]:
+    all_rows = rows
     rows = _reward_rows(rows)
     if not rows:
         return []
     units = _units(rows)
     best = best_by_activation(rows)
-    return [_top_table(best), _curves(units, out_dir), _findings(rows, best)]
+    refs = references(all_rows)
+    sections = [_top_table(best, refs, out_dir), _curves(units, out_dir, refs)]
+    confirmed = confirmed_ranking(all_rows)
+    if confirmed:
+        sections.append(_confirmation(confirmed, best, out_dir))
+    fidelity = _fidelity(all_rows, out_dir)
+    if fidelity is not None:
+        sections.append(fidelity)
+    sections.append(_findings(rows, best))
+    return sections
+
+
+def _plot_spec(spec: str, out_dir: Path) -> Path | None:
+    """A small plot of one formula (and its derivative), for its table cell."""
+    try:
+        from workbench.activations.plot import plot
+    except ImportError:
+        return None
+    name = hashlib.sha1(spec.encode()).hexdigest()[:12]
+    path = out_dir / "search_formulas" / f"{name}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            plot([spec], path, lo=-4.0, hi=4.0, points=401)
+        except Exception:  # a plot is decoration: never lose the table over it
+            return None
+    return path
+
+
+def _spec_cell(spec: str, out_dir: Path | None, reference: bool = False) -> Cell:
+    image = _plot_spec(spec, out_dir) if out_dir is not None else None
+    return Cell(spec, code=True, suffix=" (reference)" if reference else "", image=image)
 
 
 def _num(v: float | None, digits: int = 2) -> Cell:
     return Cell(_fmt(v, digits), sort=v)
 
 
-def _top_table(best: list[Row], k: int = 20) -> Section:
+def _top_table(best: list[Row], refs: dict[str, Row], out_dir: Path, k: int = 20) -> Section:
     table = Table(
         columns=[
             "rank",
             "activation",
-            "reward (val acc %)",
+            f"reward ({_reward_label(best)})",
             "strategy",
             "core units",
             "found at evaluation",
@@ -83,20 +135,171 @@ def _top_table(best: list[Row], k: int = 20) -> Section:
         ],
         align=["r", "", "r", "", "r", "r", ""],
     )
-    for i, r in enumerate(best[:k], 1):
+    # References go where their reward puts them (a diverged one, reward 0, goes last).
+    entries: list[tuple[float, int, Row | None, str | None]] = [
+        (r["value"], i, r, None) for i, r in enumerate(best[:k], 1)
+    ]
+    for name, r in refs.items():
+        value = r["value"] if r.get("status") == "ok" and r.get("value") is not None else 0.0
+        entries.append((value, 0, r, name))
+    entries.sort(key=lambda e: (-e[0], e[1] if e[1] else math.inf))
+    for value, rank, r, ref in entries:
+        if ref is not None:
+            ok = r.get("status") == "ok"
+            table.add(
+                Cell("ref"),
+                _spec_cell(ref, out_dir, reference=True),
+                _num(value) if ok else Cell(str(r.get("status"))),
+                "reference",
+                "",
+                "",
+                str(r.get("run")),
+            )
+            continue
         table.add(
-            i,
-            Cell(r["activation"], code=True),
-            _num(r["value"]),
+            rank,
+            _spec_cell(r["activation"], out_dir if rank <= PLOTTED else None),
+            _num(value),
             str(r.field("strategy")),
             r.field("core_units"),
             r.field("eval_index"),
             str(r.get("run")),
         )
+    ties = _top_ties(best)
+    notes = [
+        f"Single search runs (child seed {best[0].field('child_seed', 0)}); the reference "
+        "children were trained with the same child and seed."
+    ]
+    if ties is not None:
+        notes.append(f"Exact ties among the top 10: {ties}.")
+    table.notes = notes
     return Section(f"Search: top {min(k, len(best))} candidates", [table])
 
 
-def _curves(units: dict[tuple, list[Row]], out_dir: Path) -> Section:
+def _top_ties(best: list[Row]) -> int | None:
+    """How many of the top 10 share their reward with a better-ranked one."""
+    vals = [r["value"] for r in best[:10]]
+    return len(vals) - len(set(vals)) if vals else None
+
+
+def _reward_label(rows: list[Row]) -> str:
+    kinds = {r.field("reward_kind", "accuracy") for r in rows}
+    if kinds == {"likelihood"}:
+        return "val likelihood %"
+    return "val acc %" if kinds == {"accuracy"} else "val %"
+
+
+def _confirmation(confirmed: list[Confirmed], best: list[Row], out_dir: Path) -> Section:
+    second = any(c.second for c in confirmed)
+    columns = ["rank", "activation", "confirmed score", "median (search child)", "spread"]
+    columns += ["runs", "single search run"]
+    if second:
+        columns.insert(4, "median (second child)")
+    table = Table(columns=columns, align=["r", "", "r", "r", "", "r", "r", "r"][: len(columns)])
+    for i, c in enumerate(confirmed, 1):
+        spread = c.spread
+        cells = [
+            i,
+            _spec_cell(c.spec, None, reference=c.reference),
+            _num(c.score),
+            _num(c.primary_median),
+            Cell("–" if spread is None else f"{spread[0]:.2f}–{spread[1]:.2f}"),
+            c.runs,
+            _num(c.single_run),
+        ]
+        if second:
+            cells.insert(4, _num(c.second_median))
+        table.add(*cells)
+    ranks = {c.spec: i for i, c in enumerate(confirmed, 1) if c.reference}
+    found = [c for c in confirmed if not c.reference]
+    lines = [
+        f"The best {len(found)} distinct candidates and {len(ranks)} reference children, "
+        "trained again with more child seeds; the score is the median reward over seeds "
+        "(the single search run included; a diverged run counts 0)"
+        + (", averaged with the median on the second child." if second else ".")
+    ]
+    if ranks:
+        where = ", ".join(f"`{name}` ranks {r} of {len(confirmed)}" for name, r in ranks.items())
+        lines.append(f"References: {where}.")
+        swish = ranks.get("swish1")
+        if swish is not None and found:
+            top2 = [i for i, c in enumerate(confirmed, 1) if not c.reference][:2]
+            verdict = "at or above" if all(i <= swish for i in top2) else "not all at or above"
+            lines.append(
+                f"The confirmed top 2 candidates (ranks {', '.join(map(str, top2))}) rank "
+                f"{verdict} swish1's reference child (rank {swish})."
+            )
+    return Section("Search: confirmation over child seeds", [Text(" ".join(lines)), table])
+
+
+def _fidelity(rows: list[Row], out_dir: Path) -> Section | None:
+    summaries = [
+        r for r in rows if r.get("metric") == "proxy_spearman" and r.get("task") == "search"
+    ]
+    if not summaries:
+        return None
+    section = Section("Search: proxy fidelity", [])
+    table = Table(
+        columns=["target child", "functions", "Spearman's rho", "interval", "bootstrap"],
+        align=["", "r", "r", "", "r"],
+    )
+    for s in summaries:
+        conf = s.field("confidence", 0.95)
+        table.add(
+            f"{s.get('model')} on {s.get('dataset')}",
+            s.field("n"),
+            _num(s["value"], 3),
+            Cell(f"{s.field('ci_low'):.3f} – {s.field('ci_high'):.3f} ({conf:.0%})"),
+            s.field("bootstrap"),
+        )
+        table.signatures.append(str(s.get("signature")))
+        data = pairs(rows, s.field("child_hash"))
+        plot = _plot_scatter(data, s, out_dir)
+        if plot is not None:
+            section.add(table)
+            section.add(Figure(plot, "proxy reward vs target reward"))
+            table = Table(columns=table.columns, align=table.align)
+    if table.rows:
+        section.add(table)
+    return section
+
+
+def _plot_scatter(data: list[tuple[float, float, str]], summary: Row, out_dir: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    if not data:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    refs = {"relu", "swish1", "identity"}
+    xs = [p for p, _, s in data if s not in refs]
+    ys = [t for _, t, s in data if s not in refs]
+    ax.scatter(xs, ys, s=16, alpha=0.75, label="candidates")
+    for p, t, spec in data:
+        if spec in refs:
+            ax.scatter([p], [t], s=40, marker="D", color="k")
+            ax.annotate(spec, (p, t), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(f"proxy child reward (%), {summary.field('n')} functions")
+    ax.set_ylabel(f"{summary.get('model')} reward (%)")
+    ax.set_title(
+        f"Spearman rho {summary['value']:.2f} "
+        f"[{summary.field('ci_low'):.2f}, {summary.field('ci_high'):.2f}]",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    name = f"search_fidelity_{summary.field('child_hash')}.png"
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=120)
+    plt.close(fig)
+    return out_dir / name
+
+
+def _curves(units: dict[tuple, list[Row]], out_dir: Path, refs: dict[str, Row]) -> Section:
     exhaustive = {}
     for (_, _, strategy, _), urows in units.items():
         if strategy == "exhaustive":
@@ -187,14 +390,22 @@ def _curves(units: dict[tuple, list[Row]], out_dir: Path) -> Section:
             )
         section.add(needed)
     thresholds = [thr for thr, _ in exhaustive.values()]
-    plot = _plot_curves(curves, out_dir, thresholds[0] if len(thresholds) == 1 else None)
+    ref_values = {
+        name: r["value"] for name, r in refs.items() if r.get("status") == "ok" and r.get("value")
+    }
+    plot = _plot_curves(
+        curves, out_dir, thresholds[0] if len(thresholds) == 1 else None, ref_values
+    )
     if plot:
         section.add(Figure(out_dir / plot, "best reward so far vs evaluations"))
     return section
 
 
 def _plot_curves(
-    curves: list[tuple[str, list[float]]], out_dir: Path, threshold: float | None
+    curves: list[tuple[str, list[float]]],
+    out_dir: Path,
+    threshold: float | None,
+    refs: dict[str, float] | None = None,
 ) -> str | None:
     """Best reward so far per unit: one colour per strategy (its seeds share it)."""
     try:
@@ -218,14 +429,19 @@ def _plot_curves(
         )
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label="top 1% of exhaustive")
+    styles = (":", "-.", (0, (5, 2)), (0, (1, 3)))
+    for i, (name, value) in enumerate(sorted((refs or {}).items(), key=lambda kv: -kv[1])):
+        ax.axhline(
+            value, color="0.35", ls=styles[i % len(styles)], lw=1, label=f"{name} (reference)"
+        )
     # Zoom on the interesting range: from the median best-after-10 to the overall best.
     late = sorted(ys[min(9, len(ys) - 1)] for _, ys in curves if ys)
-    top = max(max(ys) for _, ys in curves if ys)
+    top = max([max(ys) for _, ys in curves if ys] + list((refs or {}).values()))
     if late and top > late[len(late) // 2]:
-        low = late[len(late) // 2]
+        low = min([late[len(late) // 2], *(refs or {}).values()])  # keep references in view
         ax.set_ylim(low - 0.15 * (top - low), top + 0.1 * (top - low))
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.set_ylabel("best reward so far (%)")
     ax.set_xscale("log")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)

@@ -40,7 +40,12 @@ def test_search_recipe_validates_and_plans(path, monkeypatch):
         if isinstance(recipe.config.strategy, list)
         else [recipe.config.strategy]
     )
-    assert [u.key["strategy"] for u in units] == [n for n in names for _ in recipe.seeds]
+    searches = [u.key["strategy"] for u in units if "strategy" in u.key]
+    assert searches == [n for n in names for _ in recipe.seeds]
+    # the reference children first, the confirmation (it writes top.json) after the searches
+    stages = [u.key.get("stage", "search") for u in units]
+    assert stages[0] == "references" and "confirm" in stages
+    assert stages.index("confirm") > max(i for i, s in enumerate(stages) if s == "search")
 
 
 def test_quickstart_search_fits_its_time_budget_estimate():

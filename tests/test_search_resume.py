@@ -13,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from search.journal import JOURNAL_FILE, Journal
+from search.ranking import reward_rows as search_rows
 from workbench import records
 from workbench.recipe import load_recipe
 from workbench.runner import execute
@@ -41,6 +43,7 @@ RECIPE = {
         "augment": {"enabled": False},
     },
     "executor": {"kind": "local", "workers": 1},
+    "confirm": {"n": 2, "seeds": 1},
 }
 
 WORKBENCH = str(Path(sys.executable).parent / "workbench")  # the real console script
@@ -60,7 +63,8 @@ def alive(pid: int) -> bool:
 
 
 def reward_rows(run_dir: Path) -> list[dict]:
-    return [r for r in records.read_rows(run_dir) if r.get("metric") == "reward"]
+    """The search phase's rows (the reference and confirmation children have their own)."""
+    return search_rows(records.read_rows(run_dir), "search")
 
 
 def sequence(rows: list[dict]) -> list[tuple]:
@@ -70,6 +74,7 @@ def sequence(rows: list[dict]) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_then_resume(tmp_path):
     recipe_path = tmp_path / "search.yaml"
     recipe_path.write_text(yaml.safe_dump(RECIPE))
@@ -116,7 +121,7 @@ def test_kill_9_at_random_points_then_resume(tmp_path):
     indices = sorted(r["extra"]["eval_index"] for r in rows)
     assert indices == list(range(1, RECIPE["budget"] + 1))  # none lost, none twice
 
-    (unit_dir,) = (out / "units").iterdir()
+    (unit_dir,) = (out / "units").glob("*search_ppo*")
     journal = Journal(unit_dir / JOURNAL_FILE)
     props = journal.proposals()
     journal.close()
@@ -130,3 +135,61 @@ def test_kill_9_at_random_points_then_resume(tmp_path):
     ref_path.write_text(yaml.safe_dump(ref_recipe))
     assert execute(load_recipe(ref_path), tmp_path / "ref") == 0
     assert sequence(rows) == sequence(reward_rows(tmp_path / "ref"))
+
+    # the stages around the search resumed too: each child once, as in the reference run
+    def phase_children(run_dir, phase):
+        got = search_rows(records.read_rows(run_dir), phase)
+        return sorted((r["activation"], r["extra"]["child_seed"], r["value"]) for r in got)
+
+    for phase in ("reference", "confirm"):
+        assert phase_children(out, phase) == phase_children(tmp_path / "ref", phase)
+        assert len(phase_children(out, phase)) == {"reference": 3, "confirm": 5}[phase]
+    top = json.loads((out / "top.json").read_text())
+    assert top == json.loads((tmp_path / "ref" / "top.json").read_text())
+
+
+def test_check_meta_refuses_a_journal_written_with_other_settings(tmp_path):
+    path = tmp_path / JOURNAL_FILE
+    meta = {"strategy": "ppo", "seed": 0, "budget": 24, "semantics": "aaaaaaaaaaaa"}
+    j = Journal(path)
+    j.check_meta(meta)
+    j.check_meta(dict(meta))  # the same settings: resumes
+    j.close()
+    j = Journal(path)
+    with pytest.raises(ValueError) as err:
+        j.check_meta({**meta, "budget": 30, "semantics": "bbbbbbbbbbbb"})
+    j.close()
+    msg = str(err.value)
+    assert str(path) in msg and "budget, semantics differ" in msg
+    assert "use another run directory" in msg
+
+
+def test_a_search_under_other_function_semantics_does_not_resume(tmp_path, monkeypatch):
+    """The journal's class keys and rewards come from the function semantics: a run directory
+    written under other semantics is refused with one message, not silently mixed."""
+    from search import run as search_run
+
+    recipe_path = tmp_path / "search.yaml"
+    small = {**RECIPE, "budget": 4, "executor": {"kind": "inline"}, "confirm": {"n": 0}}
+    small["references"] = []
+    recipe_path.write_text(yaml.safe_dump(small))
+    out = tmp_path / "run"
+    recipe = load_recipe(recipe_path)
+    assert execute(recipe, out) == 0
+    # the same unit again, as an interrupted run would resume it, under other semantics
+    from search.task import SearchTask
+    from workbench.tasks.base import RunContext
+
+    unit = next(u for u in SearchTask().plan(recipe) if "strategy" in u.key)
+    (unit_dir,) = (out / "units").glob("*search_ppo*")
+    ctx = RunContext(
+        run_dir=out,
+        unit_dir=unit_dir,
+        unit_id=unit_dir.name.split("-")[0],
+        task="search",
+        device="cpu",
+        log=__import__("logging").getLogger("test"),
+    )
+    monkeypatch.setattr(search_run, "semantics_version", lambda: "0123456789ab")
+    with pytest.raises(ValueError, match="semantics differ"):
+        search_run.run_search(recipe.config, unit.key["strategy"], unit.key["seed"], ctx)

@@ -5,7 +5,9 @@ learn batch 0, propose batch 2, ...), so a strategy's proposals depend only on i
 rewards of complete, earlier batches, never on the order results arrive from workers. Design
 choices:
 
-- Rewards are fractions in [0, 1] (validation accuracy / 100); failures get 0, the minimum.
+- Rewards are fractions in [0, 1] (reward / 100); a diverged candidate gets 0, the minimum. A
+  reward is None when the child produced no result for a reason outside its formula (a dead
+  worker, a broken environment): strategies learn nothing from that proposal (`known`).
 - `learn` receives the proposals of one batch in proposal order, possibly only a prefix of them
   (the engine drops proposals beyond the evaluation budget).
 - `state_dict()` returns only tensors, numbers, strings, lists and dicts (no pickled objects), so
@@ -43,10 +45,15 @@ class Strategy:
         raise NotImplementedError
 
     def learn(
-        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float]
+        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float | None]
     ) -> dict[str, float]:
         """Update from one batch's rewards (in proposal order); returns stats to journal."""
         return {}
+
+    @staticmethod
+    def known(rewards: Sequence[float | None]) -> list[int]:
+        """Positions of the rewards that exist (None: no result, nothing to learn from)."""
+        return [i for i, r in enumerate(rewards) if r is not None]
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}

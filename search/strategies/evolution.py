@@ -61,10 +61,13 @@ class Evolution(Strategy):
         return tokens
 
     def learn(
-        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float]
+        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float | None]
     ) -> dict[str, float]:
         for tokens, reward in zip(proposals, rewards, strict=True):
-            self.population.append((list(tokens), float(reward)))
+            if reward is not None:
+                self.population.append((list(tokens), float(reward)))
+        if not self.population:
+            return {}
         del self.population[: max(0, len(self.population) - self.population_size)]
         return {"population_best": max(r for _, r in self.population)}
 

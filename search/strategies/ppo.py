@@ -37,9 +37,15 @@ class PPO(Reinforce):
         self.pending.append(logp.detach().clone())
 
     def learn(
-        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float]
+        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float | None]
     ) -> dict[str, float]:
         old = self.pending.pop(0)[: len(proposals)]
+        keep = self.known(rewards)
+        if not keep:
+            return {}
+        old = old[torch.tensor(keep, dtype=torch.long)]
+        proposals = [proposals[i] for i in keep]
+        rewards = [float(rewards[i]) for i in keep]  # type: ignore[arg-type]
         adv = self.advantages(rewards)
         acts = self.controller.encode([list(p) for p in proposals])
         stats: dict[str, float] = {}

@@ -60,8 +60,13 @@ class Reinforce(Strategy):
         return adv
 
     def learn(
-        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float]
+        self, proposals: Sequence[Sequence[str]], rewards: Sequence[float | None]
     ) -> dict[str, float]:
+        keep = self.known(rewards)
+        if not keep:
+            return {}
+        proposals = [proposals[i] for i in keep]
+        rewards = [float(rewards[i]) for i in keep]  # type: ignore[arg-type]
         adv = self.advantages(rewards)
         acts = self.controller.encode([list(p) for p in proposals])
         _, logp, ent = self.controller.run(len(proposals), actions=acts)
