@@ -246,3 +246,27 @@ def test_single_seed_translation_says_seed_variance_is_not_covered(tmp_path):
     assert "1 seed (bootstrap over test sentences; seed variance not covered)" in report.markdown
     assert "not the variance between training seeds" in report.markdown
     assert f"[{c.low:+.2f}, {c.high:+.2f}]" in report.markdown
+
+
+def test_bootstrap_results_are_cached_by_file_contents(tmp_path, monkeypatch):
+    from workbench.report import significance
+
+    run = tmp_path / "run"
+    refs = REFS * 4
+    translation_rows(run, "relu", [0], {0: {"t": (refs, damaged(refs, 0.3, 1))}}, 50.0)
+    translation_rows(run, "x * sigmoid(x)", [0], {0: {"t": (refs, damaged(refs, 0.1, 2))}}, 50.0)
+    first = build_report([run], tmp_path / "out").comparisons[0]
+    assert (tmp_path / "out" / "significance_cache.json").is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed a cached bootstrap")
+
+    monkeypatch.setattr(significance, "paired_bootstrap_many", refuse)
+    again = build_report([run], tmp_path / "out").comparisons[0]
+    assert again.pairs[0].result == first.pairs[0].result
+    # A changed hypothesis file is a new key: computed again, never served the old result.
+    hyp = Path(next(r for r in records.read_rows(run) if r.get("activation") == "relu")
+               .field("hypotheses"))  # fmt: skip
+    hyp.write_text("\n".join(damaged(refs, 0.5, 3)) + "\n")
+    with pytest.raises(AssertionError, match="recomputed"):
+        build_report([run], tmp_path / "out")

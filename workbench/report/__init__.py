@@ -34,6 +34,7 @@ log = logging.getLogger("workbench.report")
 TaskSections = Callable[[str, list[Row], Path], list[Section]]
 
 HTML_FILE = "report.html"
+BOOTSTRAP_CACHE = "significance_cache.json"  # paired bootstrap results, keyed by file digests
 MARKDOWN_FILE = "report.md"
 
 
@@ -106,7 +107,7 @@ def build_report(
         ],
     )
     files: list[Path] = []
-    comparisons = compare(data, candidates, baselines)
+    comparisons = compare(data, candidates, baselines, cache=out_dir / BOOTSTRAP_CACHE)
     for part in (
         verdict_section(comparisons, candidates, data),
         wins_section(comparisons, candidates, baselines),

@@ -22,19 +22,19 @@ for losses and error rates.
 
 from __future__ import annotations
 
-import logging
+import hashlib
+import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workbench.fileio import atomic_write_text
 from workbench.records import Row
 from workbench.report import seeds as seeds_mod
 from workbench.report import significance as sig
 from workbench.report.names import is_primary
 from workbench.report.rows import DEV_SPLITS, Rows, better
-
-log = logging.getLogger("workbench.report")
 
 ALPHA = 0.05
 BOOTSTRAP = "paired bootstrap"
@@ -135,13 +135,19 @@ def _pairs(c_rows: list[Row], b_rows: list[Row]) -> list[tuple[Row, Row]]:
 
 class _Bootstraps:
     """Runs the requested paired bootstraps, batched per (baseline output, test set, metric)
-    so each baseline's statistics are computed once; files are read once."""
+    so each baseline's statistics are computed once; files are read once.
 
-    def __init__(self, n_samples: int, seed: int):
-        self.n_samples, self.seed = n_samples, seed
+    Results are kept in `cache` (a JSON file in the report directory) under a digest of the
+    three files' bytes, the signature, the resample count and the seed, so rerunning a report
+    (watching a long run, adding --html) does not redo them, and a changed file is never served
+    an old result."""
+
+    def __init__(self, n_samples: int, seed: int, cache: Path | None = None):
+        self.n_samples, self.seed, self.cache = n_samples, seed, cache
         self.requests: dict[tuple, set[str]] = defaultdict(set)
         self.results: dict[tuple, sig.Bootstrap] = {}
         self._lines: dict[str, list[str]] = {}
+        self._digests: dict[str, str] = {}
 
     def want(self, baseline: str, system: str, references: str, signature: str) -> None:
         self.requests[(baseline, references, signature)].add(system)
@@ -151,11 +157,45 @@ class _Bootstraps:
             self._lines[path] = sig.read_lines(path)
         return self._lines[path]
 
+    def _digest(self, path: str) -> str:
+        if path not in self._digests:
+            with open(path, "rb") as fh:
+                self._digests[path] = hashlib.file_digest(fh, "sha1").hexdigest()
+        return self._digests[path]
+
+    def _key(self, baseline: str, system: str, references: str, signature: str) -> str:
+        parts = [self._digest(p) for p in (baseline, system, references)]
+        return "|".join([*parts, signature, str(self.n_samples), str(self.seed)])
+
+    def _load(self) -> dict[str, dict]:
+        if self.cache is None or not self.cache.is_file():
+            return {}
+        try:
+            data = json.loads(self.cache.read_text())
+        except (OSError, ValueError):
+            return {}  # a damaged cache is only a slower report
+        return data if isinstance(data, dict) else {}
+
     def run(self) -> None:
+        stored = self._load()
+        fresh = False
         for (baseline, references, signature), systems in self.requests.items():
+            todo = []
+            for system in sorted(systems):
+                hit = stored.get(self._key(baseline, system, references, signature))
+                try:
+                    result = sig.Bootstrap(**hit) if isinstance(hit, dict) else None
+                except TypeError:  # written by another version of this module
+                    result = None
+                if result is None:
+                    todo.append(system)
+                else:
+                    self.results[(baseline, system, references, signature)] = result
+            if not todo:
+                continue
             got = sig.paired_bootstrap_many(
                 self.lines(baseline),
-                {s: self.lines(s) for s in sorted(systems)},
+                {s: self.lines(s) for s in todo},
                 self.lines(references),
                 signature,
                 self.n_samples,
@@ -163,6 +203,10 @@ class _Bootstraps:
             )
             for system, result in got.items():
                 self.results[(baseline, system, references, signature)] = result
+                stored[self._key(baseline, system, references, signature)] = asdict(result)
+                fresh = True
+        if fresh and self.cache is not None:
+            atomic_write_text(self.cache, json.dumps(stored, sort_keys=True))
 
     def get(self, baseline: str, system: str, references: str, signature: str) -> sig.Bootstrap:
         return self.results[(baseline, system, references, signature)]
@@ -181,8 +225,10 @@ def compare(
     baselines: list[str],
     n_samples: int = sig.N_SAMPLES,
     seed: int = sig.SEED,
+    cache: Path | None = None,
 ) -> list[Comparison]:
-    """Every (candidate, baseline) pair on every test set of every table, tested."""
+    """Every (candidate, baseline) pair on every test set of every table, tested (paired
+    bootstrap results kept in the JSON file `cache` when given)."""
     groups: dict[tuple, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for r in data.metrics:
         split = r.get("split")
@@ -193,7 +239,7 @@ def compare(
         key = (r.get("task"), r.get("model"), r.get("dataset"), r.get("metric"), split or "-")
         groups[key][r.get("activation")].append(r)
     plan: list[tuple[tuple, str, str, list[Row], list[Row], bool]] = []
-    boots = _Bootstraps(n_samples, seed)
+    boots = _Bootstraps(n_samples, seed, cache)
     for key, by_act in groups.items():
         for c in candidates:
             for b in baselines:
