@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from workbench.records import Row
+from workbench.report.model import Section
 from workbench.tasks.base import Task
 
 ENTRY_POINT_GROUP = "workbench.tasks"
@@ -44,6 +45,6 @@ def get_task(name: str) -> Task:
     return getattr(importlib.import_module(module), cls)()
 
 
-def report_sections(name: str, rows: list[Row], out_dir: Path) -> list[str]:
+def report_sections(name: str, rows: list[Row], out_dir: Path) -> list[Section]:
     """Task `name`'s own report sections (`workbench.report.build_report`'s `task_sections`)."""
     return get_task(name).report(rows, out_dir)
