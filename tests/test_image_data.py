@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tarfile
@@ -140,3 +141,131 @@ def test_augmentation_crops_and_flips_reproducibly():
     flipped = augment_batch(x, torch.Generator().manual_seed(0), padding=0, flip=True)
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+
+
+# --- download_cifar against a local HTTP server (issues 10.5 and 14) -----------------------------
+
+
+class _Archive:
+    """A served fake CIFAR-10 archive, with request counting, throttling and a cut-off."""
+
+    def __init__(self, body: bytes):
+        self.body = body
+        self.requests: list[str | None] = []  # the Range header of each GET
+        self.cut_first_after: int | None = None  # close the first response after this many bytes
+        self.delay_s = 0.0  # sleep between chunks (to make concurrent downloads overlap)
+
+
+@pytest.fixture
+def archive_server(tmp_path):
+    import http.server
+    import threading
+    import time
+
+    body = os.urandom(300_000)
+    state = _Archive(body)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            rng = self.headers.get("Range")
+            state.requests.append(rng)
+            start = int(rng.split("=")[1].rstrip("-")) if rng else 0
+            data = state.body[start:]
+            self.send_response(206 if rng else 200)
+            self.send_header("Content-Length", str(len(data)))
+            if rng:
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.end_headers()
+            limit = state.cut_first_after if len(state.requests) == 1 else None
+            for i in range(0, len(data), 10_000):
+                if limit is not None and i >= limit:
+                    self.wfile.flush()
+                    self.connection.shutdown(2)  # the network drops mid-download
+                    return
+                self.wfile.write(data[i : i + 10_000])
+                time.sleep(state.delay_s)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"
+    state.md5 = hashlib.md5(body).hexdigest()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_from_a_local_server(tmp_path, archive_server):
+    s = archive_server
+    path = download_cifar("cifar10", cache_dir=tmp_path, url=s.url, md5=s.md5)
+    assert path == tmp_path / "cifar-10-python.tar.gz" and path.read_bytes() == s.body
+    assert s.requests == [None] and not (tmp_path / "cifar-10-python.tar.gz.part").exists()
+    download_cifar("cifar10", cache_dir=tmp_path, url=s.url, md5=s.md5)
+    assert len(s.requests) == 1, "a verified archive is not downloaded again"
+
+
+def test_an_interrupted_download_resumes_with_a_range_request(tmp_path, archive_server):
+    s = archive_server
+    s.cut_first_after = 120_000
+    with pytest.raises(DataError, match="partial download resumes"):
+        download_cifar("cifar10", cache_dir=tmp_path, url=s.url, md5=s.md5)
+    part = tmp_path / "cifar-10-python.tar.gz.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(s.body), "the partial download is kept"
+    path = download_cifar("cifar10", cache_dir=tmp_path, url=s.url, md5=s.md5)
+    assert s.requests == [None, f"bytes={kept}-"]
+    assert path.read_bytes() == s.body and not part.exists()
+
+
+def test_a_bad_download_is_removed_and_reported(tmp_path, archive_server):
+    s = archive_server
+    with pytest.raises(DataError, match="fails its md5 check"):
+        download_cifar("cifar10", cache_dir=tmp_path, url=s.url, md5="0" * 32)
+    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
+    assert not (tmp_path / "cifar-10-python.tar.gz.part").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_downloading_at_once_fetch_it_once(tmp_path, archive_server):
+    import subprocess
+    import sys
+
+    s = archive_server
+    s.delay_s = 0.02  # 30 chunks: about 0.6 s per download, so the two overlap
+    code = (
+        "import sys; from pathlib import Path; from workbench.image.data import download_cifar;"
+        "print(download_cifar('cifar10', cache_dir=Path(sys.argv[1]), url=sys.argv[2], "
+        "md5=sys.argv[3]))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path), s.url, s.md5],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert {o.strip() for o, _ in outs} == {str(tmp_path / "cifar-10-python.tar.gz")}
+    assert s.requests == [None], "one process downloaded; the other waited and used its file"
+    assert (tmp_path / "cifar-10-python.tar.gz").read_bytes() == s.body
+
+
+def test_reflection_padding_mirrors_the_border():
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    out = random_crop(x, 2, g, padding_mode="reflect")
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    windows = [padded[0, :, dy : dy + 4, dx : dx + 4] for dy in range(5) for dx in range(5)]
+    assert any(torch.equal(out[0], w) for w in windows)
+    # the same offsets with zeros differ wherever the window reaches into the padding
+    zeros = random_crop(x, 2, torch.Generator().manual_seed(0), padding_mode="zeros")
+    offsets_hit_padding = not torch.equal(out, zeros)
+    assert offsets_hit_padding and (zeros == 0).any() and not (out == 0).sum() > 1
+    with pytest.raises(ValueError, match="padding_mode must be one of zeros, reflect"):
+        random_crop(x, 2, g, padding_mode="edge")

@@ -111,3 +111,47 @@ def test_bad_names_and_depths_are_clear_errors():
         build_model("wrn27_10", "relu", 10)
     with pytest.raises(ValueError, match="not a Module"):
         build_model("resnet20", lambda c: "relu", 10)
+
+
+# --- gated specs (issue 13.5) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "doubled"),
+    [
+        ("mlp", {"hidden": 16, "depth": 2}, ["net.2", "net.5"]),
+        ("preact_resnet20", {}, ["blocks.0.conv1", "blocks.3.conv1"]),
+        ("densenet_bc_40_12", {}, ["features.1.conv1"]),
+    ],
+)
+def test_gated_specs_double_the_producing_layer(name, kwargs, doubled):
+    from workbench.activations import GATED_NAMES
+
+    assert "swiglu" in GATED_NAMES
+    plain = build_model(name, "relu", 10, **kwargs)
+    gated = build_model(name, "swiglu", 10, **kwargs)
+    for layer in doubled:
+        a, b = plain.get_submodule(layer), gated.get_submodule(layer)
+        assert b.weight.shape[0] == 2 * a.weight.shape[0], layer
+    kinds = {type(m).__name__ for _, m in activation_sites(gated)}
+    assert "GatedActivation" in kinds
+    if name != "mlp":  # the other sites take the gate's elementwise function (swish1)
+        assert len(kinds) == 2
+    x = torch.randn(2, 3, 32, 32)
+    assert gated.eval()(x).shape == (2, 10)
+
+
+def test_gated_mlp_equals_a_hand_written_glu():
+    torch.manual_seed(0)
+    model = build_model("mlp", "reglu", 3, 1, hidden=4, depth=1, pool_to=2).eval()
+    x = torch.randn(5, 1, 2, 2)
+    lin, bn = model.net[2], model.net[3]
+    z = bn(lin(x.flatten(1)))
+    expected = model.net[5](torch.relu(z[:, :4]) * z[:, 4:])
+    assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "wrn16_2", "small_cnn"])
+def test_models_without_a_place_for_a_gate_refuse_gated_specs(name):
+    with pytest.raises(ValueError, match=f"model '{name}' has no place for a gated activation"):
+        build_model(name, "glu(swish1)", 10)

@@ -24,7 +24,12 @@ IMAGE_RECIPES = sorted(
     for p in (ROOT / "recipes").glob("*.yaml")
     if p.name.startswith(("cifar10_", "cifar100_", "image_"))
 )
-PAPER = [p for p in IMAGE_RECIPES if "subset" not in p.name and p.name.startswith("cifar")]
+PAPER = [
+    p
+    for p in IMAGE_RECIPES
+    if "subset" not in p.name and p.name.startswith("cifar") and not p.name.endswith("_dev.yaml")
+]
+DEV = [p for p in IMAGE_RECIPES if p.name.endswith("_dev.yaml")]
 
 
 def _metric_rows(run_dir: Path) -> list[dict]:
@@ -46,6 +51,16 @@ def test_paper_recipes_cover_the_paper_setting(monkeypatch):
     models, datasets = set(), set()
     for path in PAPER:
         recipe = load_recipe(path)
+        data, train = recipe.config.data, recipe.config.train
+        assert data.val_fraction == 0.0, "the papers train on all 50K images"
+        assert data.augment.crop_padding == 4 and data.augment.flip
+        name = recipe.config.model.name
+        # warm-up only where the source used it: He et al.'s 0.01 for 400 iterations
+        if name == "preact_resnet164":
+            assert (train.warmup_steps, train.warmup_lr, train.nesterov) == (400, 0.01, False)
+        else:
+            assert train.warmup_epochs == 0 and train.warmup_steps is None and train.nesterov
+        assert data.augment.padding_mode == ("reflect" if name == "wrn28_10" else "zeros")
         assert set(BASELINES) <= set(recipe.activations)
         assert "max(x, sigmoid(x))" in recipe.activations
         assert recipe.seeds == [0, 1, 2, 3, 4] and recipe.device == "cuda"
@@ -53,6 +68,29 @@ def test_paper_recipes_cover_the_paper_setting(monkeypatch):
         datasets.add(recipe.config.data.source)
     assert models == {"preact_resnet164", "wrn28_10", "densenet_bc_100_12"}
     assert datasets == {"cifar10", "cifar100"}
+
+
+def test_dev_split_variants_hold_out_5k_and_otherwise_match_the_paper_recipe(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert len(DEV) == 3
+    for path in DEV:
+        dev = load_recipe(path)
+        paper = load_recipe(path.with_name(path.name.replace("_dev", "")))
+        assert dev.config.data.val_fraction == 0.1 and paper.config.data.val_fraction == 0.0
+        assert dev.config.train == paper.config.train and dev.config.model == paper.config.model
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "bases").glob("image_*.yaml")))
+def test_each_base_states_where_its_values_come_from(path):
+    text = path.read_text()
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    values = [line.split(":")[0].strip() for line in text.splitlines() if line[:1] == " "]
+    assert len(header) >= 8, "a line per hyper-parameter"
+    for key in ("epochs", "milestones", "weight_decay", "warmup"):
+        if any(v.startswith(key) for v in values):
+            assert any(key.split("_")[0] in line for line in header), f"{key} has no source line"
+    if path.name == "image_cifar_paper.yaml":
+        assert "Where the workbench deviates" in text and "bf16" in text
 
 
 @pytest.fixture
@@ -188,3 +226,59 @@ def test_bad_recipes_name_the_key(override, path, message, monkeypatch):
     with pytest.raises(RecipeError) as info:
         load_recipe(ROOT / "recipes" / "image_quickstart.yaml", [override])
     assert info.value.path == path and message in str(info.value)
+
+
+def test_progress_reads_epochs_from_the_checkpoint_without_writing(tmp_path, monkeypatch):
+    from workbench.image.train import METADATA
+    from workbench.tasks.image import ImageTask
+
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "recipes" / "image_quickstart.yaml", ["train.epochs=8"])
+    task = ImageTask()
+    unit = task.plan(recipe)[0]
+    unit_dir = tmp_path / "unit"
+    assert task.progress(recipe, unit, unit_dir) is None, "not started"
+    unit_dir.mkdir()
+    (unit_dir / METADATA).write_text('{"progress": {"epo')  # half-written
+    assert task.progress(recipe, unit, unit_dir) is None
+    meta = {
+        "progress": {
+            "epoch": 3,
+            "step": 60,
+            "done": False,
+            "history": [{"epoch": 3, "train_loss": 0.4321, "val_accuracy": 87.5}],
+        }
+    }
+    (unit_dir / METADATA).write_text(json.dumps(meta))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in unit_dir.iterdir())
+    progress = task.progress(recipe, unit, unit_dir)
+    assert (progress.done, progress.total, progress.what) == (3, 8, "epochs")
+    assert progress.text() == "3/8 epochs (loss 0.432, val 87.5%)"
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in unit_dir.iterdir()) == before
+    steps = load_recipe(ROOT / "recipes" / "image_quickstart.yaml", ["train.steps=200"])
+    assert task.progress(steps, unit, unit_dir).total == 10, "200 steps at 20 per epoch"
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "message"),
+    [
+        ("train.cuda_graphs=true", "train.cuda_graphs", "set train.compile: true"),
+        ("train.warmup_lr=0", "train.warmup_lr", "must be positive"),
+        ("data.augment.padding_mode=edge", "data.augment.padding_mode", "choose one of"),
+        ("activations=[swiglu]", "activations", "model 'small_cnn' has no place for a gated"),
+    ],
+)
+def test_new_image_keys_are_checked(override, path, message, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(ROOT / "recipes" / "image_quickstart.yaml", [override])
+    assert info.value.path == path and message in str(info.value)
+
+
+def test_imagenet_source_without_the_folder_says_where_to_put_it(tmp_path, monkeypatch):
+    from workbench.image.data import DataError
+    from workbench.tasks.image import DataSection, load_data
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="ImageNet is not downloadable: put its folder tree"):
+        load_data(DataSection(source="imagenet"), "cpu")

@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import tarfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -403,32 +404,68 @@ def _md5(path: Path) -> str:
         return hashlib.file_digest(fh, "md5").hexdigest()
 
 
-def download_cifar(key: str, cache_dir: Path | None = None) -> Path:
-    """The verified official archive for `key` in the cache, downloading it when missing."""
+def download_cifar(
+    key: str, cache_dir: Path | None = None, *, url: str | None = None, md5: str | None = None
+) -> Path:
+    """The verified official archive for `key` in the cache, downloading it when missing.
+
+    Safe with several processes at once (search workers, one run per GPU): an exclusive lock on
+    `<archive>.lock` lets one of them download while the others wait, then find the finished,
+    verified file. An interrupted download keeps its `.part` file and the next call resumes it
+    with an HTTP Range request (a server that ignores the range restarts it from byte 0).
+    `url` and `md5` replace the official ones (a mirror).
+    """
+    import fcntl
+
     spec = CIFAR[key]
+    url = url or spec["url"]
+    md5 = md5 or spec["md5"]
     cache = cache_dir or data_cache_dir()
     target = cache / spec["archive"]
-    if target.is_file():
-        if _md5(target) == spec["md5"]:
-            return target
-        raise DataError(
-            f"{target}: md5 checksum mismatch (expected {spec['md5']}); delete it to download again"
-        )
-    cache.mkdir(parents=True, exist_ok=True)
+    if not target.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / (spec["archive"] + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            if not target.is_file():  # another process may have finished it while we waited
+                _download(url, target, key, cache)
+                if _md5(target.with_suffix(target.suffix + ".part")) != md5:
+                    target.with_suffix(target.suffix + ".part").unlink(missing_ok=True)
+                    raise DataError(f"downloaded {spec['archive']} fails its md5 check; try again")
+                target.with_suffix(target.suffix + ".part").rename(target)
+    if _md5(target) == md5:
+        return target
+    raise DataError(
+        f"{target}: md5 checksum mismatch (expected {md5}); delete it to download again"
+    )
+
+
+def _download(url: str, target: Path, key: str, cache: Path) -> None:
+    """Fetch `url` into `<target>.part`, resuming what an earlier attempt left there."""
+    import http.client
+
     part = target.with_suffix(target.suffix + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        with urllib.request.urlopen(spec["url"], timeout=60) as resp, open(part, "wb") as out:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            resumed = have and resp.status == 206
+            length = resp.headers.get("Content-Length")
+            got = 0
+            with open(part, "ab" if resumed else "wb") as out:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    got += len(chunk)
+            # a dropped connection ends read() early without an error: compare with the length
+            if length is not None and got < int(length):
+                raise http.client.IncompleteRead(b"", int(length) - got)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # nothing left past `have`: the caller checks the md5
+            return
+        raise DataError(f"cannot download {key} from {url} (HTTP {exc.code})") from None
+    except (OSError, http.client.HTTPException) as exc:
+        # keep the .part: the next call resumes from where this one stopped
         raise DataError(
-            f"cannot download {key} from {spec['url']} ({exc}); offline? Put "
-            f"{spec['archive']} in {cache} (or set $WORKBENCH_DATA), or point data.source at a "
-            "directory holding the archive"
+            f"cannot download {key} from {url} ({type(exc).__name__}: {exc}); offline? Put "
+            f"{target.name} in {cache} (or set $WORKBENCH_DATA), or point data.source at a "
+            "directory holding the archive; a partial download resumes on the next try"
         ) from None
-    if _md5(part) != spec["md5"]:
-        part.unlink(missing_ok=True)
-        raise DataError(f"downloaded {spec['archive']} fails its md5 check; try again")
-    part.rename(target)
-    return target
