@@ -1,13 +1,22 @@
 # The README's two commands: `make quickstart` and `make test`. Both set up .venv first.
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The torchvision tests run in a second venv (torch 2.14.1 + torchvision 0.29.1): no torchvision
+# release imports beside the main venv's torch 2.13.0 (scripts/setup_vision.sh says why).
+VISION_VENV ?= .venv-vision
 
-.PHONY: setup quickstart test test-fast lint format bench
+.PHONY: setup setup-vision quickstart test test-vision test-fast lint format bench
 
 setup: $(VENV)/.setup-done
 
 $(VENV)/.setup-done: pyproject.toml scripts/setup.sh
 	VENV=$(VENV) scripts/setup.sh
+	touch $@
+
+setup-vision: $(VISION_VENV)/.setup-done
+
+$(VISION_VENV)/.setup-done: pyproject.toml scripts/setup_vision.sh
+	VISION_VENV=$(VISION_VENV) scripts/setup_vision.sh
 	touch $@
 
 quickstart: setup
@@ -19,8 +28,12 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-test: lint
+test: lint test-vision
 	$(BIN)/python -m pytest -q
+
+# torchvision models and the ImageNet-folder recipes (tests marked `vision`; they skip in .venv)
+test-vision: setup-vision
+	$(VISION_VENV)/bin/python -m pytest -q -m vision -p no:cacheprovider
 
 # The edit-test loop: everything but the tests marked slow (real fairseq, end-to-end runs,
 # kill/resume). CI runs `make test`, which includes them.

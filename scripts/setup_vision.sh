@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv-vision, the environment for the torchvision tests (`pytest -m vision`) and the
-# CPU torchvision recipe; safe to run again (a finished venv is left as it is).
+# CPU torchvision recipe; safe to run again (pip skips what is installed; `make setup-vision`
+# reruns it only when pyproject.toml or this script changed).
 #
 #   scripts/setup_vision.sh
 #
@@ -18,9 +19,6 @@ VENV=${VISION_VENV:-.venv-vision}
 TORCH_SPEC=${VISION_TORCH_SPEC:-torch==2.14.1}
 TORCHVISION_SPEC=${VISION_TORCHVISION_SPEC:-torchvision==0.29.1}
 
-if [ -f "$VENV/.setup-done" ]; then
-  exit 0
-fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 
@@ -43,4 +41,3 @@ pip install --no-deps -e .
 import torch, torchvision, workbench
 print(f"[setup-vision] ok: torch {torch.__version__}, torchvision {torchvision.__version__}")
 PYEOF
-touch "$VENV/.setup-done"

@@ -183,3 +183,18 @@ def test_throughput_measure_reports_each_activation_against_the_first():
     result = measure("small_cnn", ["relu", "swish1"], rounds=1, steps=2, batch_size=8, size=8)
     assert set(result) == {"relu", "swish1"} and result["relu"]["vs_first"] == 1.0
     assert all(r["images_per_s"] > 0 and len(r["rounds"]) == 1 for r in result.values())
+
+
+@pytest.mark.slow
+def test_throughput_compares_eager_and_compiled_interleaved():
+    from workbench.image.throughput import compare, table
+
+    rows = compare(
+        ["mlp"], ["relu"], compile_modes=(False, True), rounds=2, steps=2, batch_size=8, size=8
+    )
+    assert [(r["activation"], r["compiled"]) for r in rows] == [("relu", False), ("relu", True)]
+    eager, comp = rows
+    assert eager["vs_eager"] == 1.0 and eager["vs_first"] == 1.0
+    assert comp["vs_eager"] == pytest.approx(comp["images_per_s"] / eager["images_per_s"], rel=0.01)
+    assert all(len(r["rounds"]) == 2 and r["images_per_s"] > 0 for r in rows)
+    assert "| mlp | relu | compiled |" in table(rows)
