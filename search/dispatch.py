@@ -11,9 +11,7 @@ then handed back as "error", which callers record as no result at all. Design ch
   them fail for the same reason before any child has finished, or `stop_after` in a row do, the
   search is not learning anything about formulas: `ChildrenFailing` is raised with that reason in
   one message. Everything already finished is in the journal and the rows; a rerun resumes.
-- A dead pool worker takes every job of the pool with it. The executor reports that as one
-  `incident`; the rule counts incidents, not jobs, so one crash with eight workers is one
-  failure, not eight.
+- A result marked `final` (the local pool already ran it again, alone) is not retried here.
 """
 
 from __future__ import annotations
@@ -66,8 +64,9 @@ class Dispatcher:
         self.attempts: Counter[Any] = Counter()
         self.any_finished = False
         self.first_failures: Counter[str] = Counter()  # before any child finished
-        self.streak: list[tuple[str, str]] = []  # (incident, reason) since the last success
+        self.streak: list[str] = []  # reasons of the children failed since the last success
         self.errors = 0  # attempts that failed for a non-numerical reason
+        self.stopped: ChildrenFailing | None = None
 
     @property
     def busy(self) -> int:
@@ -81,14 +80,16 @@ class Dispatcher:
         self.executor.submit(job_id, job)
 
     def poll(self, timeout: float | None = None) -> list[tuple[Any, dict[str, Any]]]:
-        """Final results of finished jobs; raises ChildrenFailing when the stop rule says so."""
+        """Final results of finished jobs. When the stop rule fires, the results of this poll
+        are still handed back (to be journalled) and `check()` raises afterwards."""
         if self.executor is None or not self.executor.busy:
             return []
         out = []
         for job_id, result in self.executor.poll(timeout=timeout):
             if result.get("status") == "error":
                 self.errors += 1
-                if self.attempts[job_id] <= self.cfg.retries:
+                retry = not result.get("final") and self.stopped is None
+                if retry and self.attempts[job_id] <= self.cfg.retries:
                     self.submit(job_id, self.jobs[job_id])
                     continue
                 result = {**result, "attempts": self.attempts[job_id]}
@@ -102,17 +103,23 @@ class Dispatcher:
 
     def _failed(self, job_id: Any, result: dict[str, Any]) -> None:
         reason = str(result.get("reason") or result.get("error") or "unknown error")
-        incident = str(result.get("incident") or f"job-{job_id!r}")
         k = max(1, self.cfg.stop_after)
-        if not any(i == incident for i, _ in self.streak):
-            self.streak.append((incident, reason))
-            if not self.any_finished:
-                self.first_failures[reason] += 1
-                if self.first_failures[reason] >= k:
-                    raise ChildrenFailing(reason, k, first=True)
+        if self.stopped is not None:
+            return
+        self.streak.append(reason)
+        if not self.any_finished:
+            self.first_failures[reason] += 1
+            if self.first_failures[reason] >= k:
+                self.stopped = ChildrenFailing(reason, k, first=True)
+                return
         tail = self.streak[-k:]
-        if len(tail) == k and all(r == reason for _, r in tail):
-            raise ChildrenFailing(reason, k, first=False)
+        if len(tail) == k and all(r == reason for r in tail):
+            self.stopped = ChildrenFailing(reason, k, first=False)
+
+    def check(self) -> None:
+        """Raise ChildrenFailing if the stop rule has fired."""
+        if self.stopped is not None:
+            raise self.stopped
 
     def run_all(
         self, jobs: dict[Any, dict[str, Any]], on_result: Callable[[Any, dict[str, Any]], None]
@@ -123,6 +130,7 @@ class Dispatcher:
         while self.busy:
             for job_id, result in self.poll(timeout=5.0):
                 on_result(job_id, result)
+            self.check()
 
     def close(self) -> None:
         if self.executor is not None:

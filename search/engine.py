@@ -189,6 +189,7 @@ class Engine:
                 raise RuntimeError(f"batch {batch} has unresolved proposals but nothing is running")
             for idx, result in self.dispatcher.poll(timeout=5.0):
                 self._finish(self.props[idx], result)
+            self.dispatcher.check()  # after journalling what finished
         return members
 
     def _finish(self, p: Proposal, result: dict[str, Any]) -> None:

@@ -8,11 +8,12 @@ order. Design choices:
   threads can deadlock, and spawned workers each load the data once and keep it.
 - Workers exit by themselves when the driver dies (they watch their parent process), so a
   search killed with SIGKILL leaves no orphaned children behind.
-- Executors never retry and never decide what a failure means: a worker that dies (segfault, out
-  of memory, a kill) or a Ray task that fails is handed back as a result with status "error"
-  and a one-line `reason`, and `search.dispatch` retries it and applies the stop rule. A dead
-  worker breaks a process pool, so every job the pool held comes back as such an error (one
-  `incident` for all of them) and the pool is rebuilt.
+- Executors never decide what a failure means: a worker that dies (segfault, out of memory, a
+  kill) or a Ray task that fails is handed back as a result with status "error" and a one-line
+  `reason`, and `search.dispatch` retries it and applies the stop rule. The one exception is
+  the local pool, where a dead worker breaks the pool and loses every job it held: the pool
+  reruns those jobs one at a time to find the one that kills its worker (see LocalExecutor), so
+  the others lose nothing, and hands that one back as a final error after its second death.
 - Ray is an optional extra, imported only when a recipe names the Ray executor. A child asks
   Ray for `gpus_per_child` GPUs; unset, that follows the recipe's device (1 on CUDA, else 0),
   because Ray hides every GPU from a task that asks for none. On a cluster every node needs
@@ -57,13 +58,9 @@ class ExecutorConfig:
 WORKER_DIED = "the worker process died (killed, out of memory, or a crash in native code)"
 
 
-def error_result(reason: str, incident: str | None = None) -> dict[str, Any]:
+def error_result(reason: str) -> dict[str, Any]:
     """A child that produced no result for a reason outside its formula (see search.dispatch)."""
-    out: dict[str, Any] = {"status": "error", "reward": 0.0, "error": reason, "reason": reason}
-    if incident is not None:
-        out["incident"] = incident
-    out["wall_s"] = 0.0
-    return out
+    return {"status": "error", "reward": 0.0, "error": reason, "reason": reason, "wall_s": 0.0}
 
 
 def gpus_per_child(cfg: ExecutorConfig, device: str) -> float:
@@ -131,12 +128,22 @@ def _init_worker(counter: Any) -> None:
 
 
 class LocalExecutor(Executor):
-    """A pool of `workers` spawned processes."""
+    """A pool of `workers` spawned processes.
+
+    A worker that dies takes the whole pool with it, and every job the pool held, so nobody
+    can tell which job killed it. The lost jobs become suspects: each is run again alone in a
+    fresh pool (new jobs wait meanwhile). A suspect that finishes is handed back as usual, so
+    the jobs that only shared the pool lose nothing; one that kills its worker again, alone, is
+    handed back as a final error (it died twice; `final` tells the dispatcher not to retry).
+    """
 
     def __init__(self, workers: int):
         self.workers = max(1, workers)
         self.pool = self._new_pool()
         self.futures: dict[cf.Future, tuple[Any, dict[str, Any]]] = {}
+        self.suspects: deque[tuple[Any, dict[str, Any]]] = deque()
+        self.waiting: deque[tuple[Any, dict[str, Any]]] = deque()
+        self.alone: Any = None  # the suspect running alone, if any
         self.breaks = 0
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
@@ -145,47 +152,68 @@ class LocalExecutor(Executor):
             self.workers, mp_context=ctx, initializer=_init_worker, initargs=(ctx.Value("i", 0),)
         )
 
-    def submit(self, job_id: Any, job: dict[str, Any]) -> None:
+    def _start(self, job_id: Any, job: dict[str, Any]) -> None:
         self.futures[self.pool.submit(evaluate_candidate, job)] = (job_id, job)
 
+    def submit(self, job_id: Any, job: dict[str, Any]) -> None:
+        if self.suspects or self.alone is not None:
+            self.waiting.append((job_id, job))
+        else:
+            self._start(job_id, job)
+
+    def _advance(self) -> None:
+        """With nothing in flight: the next suspect alone, else every waiting job."""
+        if self.futures:
+            return
+        self.alone = None
+        if self.suspects:
+            job_id, job = self.suspects.popleft()
+            self.alone = job_id
+            self._start(job_id, job)
+            return
+        while self.waiting:
+            self._start(*self.waiting.popleft())
+
     def poll(self, timeout: float | None = None) -> list[tuple[Any, dict[str, Any]]]:
+        self._advance()
         if not self.futures:
             return []
         done, _ = cf.wait(list(self.futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
         out: list[tuple[Any, dict[str, Any]]] = []
-        broken = False
+        lost: list[tuple[Any, dict[str, Any]]] = []
         for fut in done:
-            job_id, _job = self.futures.pop(fut)
+            job_id, job = self.futures.pop(fut)
             try:
                 out.append((job_id, fut.result()))
             except cf.process.BrokenProcessPool:
-                broken = True
-                out.append((job_id, error_result(WORKER_DIED)))
+                lost.append((job_id, job))
             except Exception as exc:  # e.g. a result that cannot be sent back
                 out.append((job_id, error_result(f"{type(exc).__name__}: {exc}")))
-        if broken:
-            # Every job the dead pool held is lost with it: all come back as one incident (the
-            # engine cannot tell which job killed the worker), and a fresh pool takes new jobs.
+        if lost:
             self.breaks += 1
-            incident = f"pool-break-{self.breaks}"
-            lost = list(self.futures.values())
+            lost += list(self.futures.values())
             self.futures.clear()
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._new_pool()
-            out = [
-                (jid, {**res, "incident": incident} if res.get("reason") == WORKER_DIED else res)
-                for jid, res in out
-            ]
-            out += [(jid, error_result(WORKER_DIED, incident)) for jid, _ in lost]
+            for job_id, job in lost:
+                if job_id == self.alone:  # it killed its worker alone: it is the cause
+                    res = error_result(WORKER_DIED + "; twice, the second time alone")
+                    out.append((job_id, {**res, "reason": WORKER_DIED, "final": True}))
+                else:
+                    self.suspects.append((job_id, job))
+            self.alone = None
+        self._advance()
         return out
 
     @property
     def busy(self) -> int:
-        return len(self.futures)
+        return len(self.futures) + len(self.suspects) + len(self.waiting)
 
     def close(self) -> None:
         for fut in self.futures:
             fut.cancel()
+        self.suspects.clear()
+        self.waiting.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

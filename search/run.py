@@ -20,7 +20,7 @@ from search.dispatch import Dispatcher
 from search.engine import Engine, EngineSettings
 from search.executors import make_executor
 from search.journal import JOURNAL_FILE, Journal, Proposal
-from search.ranking import function_key, reward_rows, to_confirm, write_top
+from search.ranking import best_by_activation, function_key, reward_rows, to_confirm, write_top
 from search.space import Space
 from search.strategies import make_strategy
 from workbench import records
@@ -326,7 +326,13 @@ def _seeded(child: ChildConfig, seed: int) -> ChildConfig:
 
 def run_confirm(cfg: SearchConfig, ctx: RunContext) -> dict[str, int]:
     """Retrain the best distinct candidates and the references; then write top.json."""
-    jobs = confirm_jobs(cfg, records.read_rows(ctx.run_dir))
+    rows = records.read_rows(ctx.run_dir)
+    if not best_by_activation(rows):
+        raise RuntimeError(
+            "nothing to confirm or rank: no search unit of this run has a result yet "
+            "(see the failed units above); top.json is left as it was"
+        )
+    jobs = confirm_jobs(cfg, rows)
     counts = _train_children(cfg, ctx, jobs, "confirm", "confirmation")
     write_top(ctx.run_dir, cfg.top_k, reward_name(cfg.child.reward))
     ctx.log.info("confirmation: %s", counts)
