@@ -287,3 +287,26 @@ def test_workbench_activations_inside_the_model_are_not_reported_as_functional_c
 def _line_of(text: str) -> int:
     lines = Path(__file__).read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_functional_true_splits_a_module_called_at_two_widths_into_one_per_call():
+    torch.manual_seed(0)
+    net = UserNet()
+    x = torch.randn(4, 3, 8, 8)
+    result = swap_activations(net, "swish", "relu", example_input=x, functional=True)
+    assert result.replaced == {"stem.2": 8, "block.relu_0": 2, "block.relu_1": 8}
+    assert result.shared == {} and not result.missed
+    block = net.block
+    assert isinstance(block, torch.fx.GraphModule) and not hasattr(block, "relu")
+    assert block.relu_0.beta.numel() == 2 and block.relu_1.beta.numel() == 8
+    net.eval()
+    with torch.no_grad():
+        block.relu_0.beta.fill_(0.5)
+        block.relu_1.beta.fill_(2.0)
+        h = net.stem(x)
+        a = block.bn1(block.conv1(h))
+        a = a * torch.sigmoid(0.5 * a)
+        b = block.bn2(block.conv2(a)) + h
+        expected = b * torch.sigmoid(2.0 * b)
+        assert torch.allclose(block(h), expected, atol=1e-6)
+    assert {n for n, _ in activation_sites(net)} == {"stem.2", "block.relu_0", "block.relu_1"}

@@ -41,19 +41,20 @@ def test_resnet18_is_fully_swapped_with_per_channel_beta():
     result = model.swap_result
     assert not any(isinstance(m, BODY) for m in model.modules())
     assert result.functional == [] and not result.missed and not result.shared
-    # one stem ReLU + one reused ReLU per BasicBlock (8 blocks), each seeing one width
-    assert len({id(m) for _, m in activation_sites(model)}) == 9
-    assert sorted(set(_betas(model).values())) == [64, 128, 256, 512]
+    # the stem ReLU, and each BasicBlock's one `self.relu` split into its two calls
+    assert len({id(m) for _, m in activation_sites(model)}) == 1 + 8 * 2
+    assert _betas(model)["layer1.0.relu_0"] == 64 and _betas(model)["layer4.1.relu_1"] == 512
     out = model(torch.randn(2, 3, 32, 32))
     out.sum().backward()
     assert out.shape == (2, 10) and model.relu.beta.grad is not None
 
 
-def test_resnet50_reused_relu_of_two_widths_gets_a_shared_beta_and_says_so():
+def test_resnet50_relu_called_at_two_widths_gets_a_beta_per_call():
     model = build_model("torchvision:resnet50", "swish", 10)
-    shared = model.swap_result.shared
-    assert "layer1.0.relu" in shared and shared["layer1.0.relu"] == [64, 256]
-    assert model.layer1[0].relu.beta.numel() == 1 and model.relu.beta.numel() == 64
+    assert model.swap_result.shared == {} and not model.swap_result.not_rewritten
+    block = model.layer1[0]
+    assert [block.get_submodule(f"relu_{k}").beta.numel() for k in range(3)] == [64, 64, 256]
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_vit_b_16_gets_one_beta_per_mlp_feature():

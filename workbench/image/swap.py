@@ -25,7 +25,10 @@ For models the workbench did not write (torchvision, timm- or transformers-style
   With `functional=True` the forward of each module holding such calls is traced with torch.fx
   (its submodules kept as leaves) and the calls are rewritten into new activation modules; a
   module fx cannot trace, or whose traced code depends on train/eval mode, is left as it was
-  and `not_rewritten` says why. When the model's own forward holds the calls, the rewritten
+  and `not_rewritten` says why. With `functional=True` too, an activation module that its
+  parent calls several times in one forward (torchvision's Bottleneck calls one `self.relu` on
+  64- and 256-channel tensors) is split the same way: each call gets its own module, sized for
+  that call (`<attr>_<k>`), so per-channel β follows every site. When the model's own forward holds the calls, the rewritten
   model is a new `torch.fx.GraphModule`: use `SwapResult.model`.
 """
 
@@ -264,9 +267,10 @@ class _FunctionalRecorder(TorchFunctionMode):
         self.stack = stack
         self.names = names  # id(module) -> qualified name
         self.sites: dict[tuple[str, str, str], FunctionalSite] = {}
-        # per owner id, per invocation, the feature (dim, size) of each call in order: what
-        # sizes the fx-rewritten nodes (traced in the same order)
-        self.order: dict[int, list[list[tuple[int, int] | None]]] = {}
+        # per owner id, per invocation, (what, feature (dim, size)) of each activation call in
+        # order, `what` being "fn" for a function call or the id of a target module: what sizes
+        # the fx-rewritten nodes (traced in the same order)
+        self.order: dict[int, list[list[tuple[object, tuple[int, int] | None]]]] = {}
         self.channel_dim: int | None = None
         self.skip: Callable[[nn.Module], bool] = lambda m: False
 
@@ -285,7 +289,7 @@ class _FunctionalRecorder(TorchFunctionMode):
                     site.features = sorted([*site.features, feat[1]])
                 runs = self.order.get(id(owner))
                 if runs:  # the owner's pre-hook opened a list for this invocation
-                    runs[-1].append(feat)
+                    runs[-1].append(("fn", feat))
         return func(*args, **kwargs)
 
 
@@ -337,12 +341,14 @@ def _example_forward(
     recorder.skip = lambda m: id(m) in inside_activation
 
     def pre(module: nn.Module, args: tuple) -> None:
-        stack.append(module)
-        recorder.order.setdefault(id(module), []).append([])
         if id(module) in seen and args and isinstance(args[0], torch.Tensor):
             feat = _feature_dim(args[0], channel_dim)
             if feat is not None:
                 seen[id(module)].add(feat)
+            if stack and recorder.order.get(id(stack[-1])):  # a call from its parent's forward
+                recorder.order[id(stack[-1])][-1].append((id(module), feat))
+        stack.append(module)
+        recorder.order.setdefault(id(module), []).append([])
 
     def post(module: nn.Module, args: tuple, output: object) -> None:
         if stack and stack[-1] is module:
@@ -506,6 +512,8 @@ def swap_activations(
         result.replaced[qual] = channels
 
     if recorder is not None:
+        if functional:
+            _split_reused(model, result, recorder, places, make, device)
         result.functional = sorted(recorder.sites.values(), key=lambda s: (s.module, s.where))
         if functional and result.functional:
             _rewrite_functional(model, result, recorder, functions, make, device)
@@ -520,6 +528,101 @@ def swap_activations(
     return result
 
 
+def _install(model: nn.Module, result: SwapResult, old: nn.Module, new: nn.Module) -> None:
+    """Put `new` in every slot holding `old` (or make it the result's model)."""
+    if old is (result.model if result.model is not None else model):
+        result.model = new
+        return
+    for parent, attr, _, child in _slots(result.model if result.model is not None else model):
+        if child is old:
+            setattr(parent, attr, new)
+
+
+def _split_reused(
+    model: nn.Module,
+    result: SwapResult,
+    recorder: _FunctionalRecorder,
+    places: list[tuple[nn.Module, str, str, nn.Module]],
+    make: Callable[[int | None, int], nn.Module],
+    device: torch.device,
+) -> None:
+    """Give each call of an activation module that its parent calls several times (torchvision's
+    `self.relu`, used after every convolution of a block) a module of its own, sized for that
+    call, by rewriting the parent's forward with fx. Where fx cannot, the shared module stays."""
+    names = {id(m): q for q, m in model.named_modules(remove_duplicate=False)}
+    groups: dict[int, tuple[nn.Module, dict[int, str]]] = {}
+    for parent, attr, _, old in places:
+        groups.setdefault(id(parent), (parent, {}))[1][id(old)] = attr
+    for parent, attrs in groups.values():
+        runs = [
+            [(what, f) for what, f in inv if what in attrs]
+            for inv in recorder.order.get(id(parent), [])
+        ]
+        runs = [r for r in runs if r]
+        if not runs or not any(len({w for w, _ in r}) < len(r) for r in runs):
+            continue  # no module called twice in one forward of this parent
+        qual = names.get(id(parent), "")
+        if any([w for w, _ in r] != [w for w, _ in runs[0]] for r in runs):
+            result.not_rewritten[qual] = "its calls of the shared activation vary between calls"
+            continue
+        try:
+            gm, sized = _split_calls(parent, runs, attrs, make)
+        except Exception as exc:  # reported, not hidden: the shared module stays
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            result.not_rewritten[qual] = f"torch.fx cannot split {type(parent).__name__}: {why}"
+            continue
+        gm.to(device)
+        _install(model, result, parent, gm)
+        prefix = f"{qual}." if qual else ""
+        for attr in attrs.values():
+            result.replaced.pop(prefix + attr, None)
+            result.shared.pop(prefix + attr, None)
+        for name, channels in sized.items():
+            result.replaced[prefix + name] = channels
+
+
+def _split_calls(
+    parent: nn.Module,
+    runs: list[list[tuple[object, tuple[int, int] | None]]],
+    attrs: dict[int, str],
+    make: Callable[[int | None, int], nn.Module],
+) -> tuple[torch.fx.GraphModule, dict[str, int | None]]:
+    """`parent` traced, each call of an activation attribute retargeted to a new module;
+    with the new modules' names and feature sizes."""
+    was_training = parent.training
+    graphs = []
+    try:
+        for mode in (True, False):
+            parent.train(mode)
+            graphs.append(
+                torch.fx.GraphModule(parent, _OwnerTracer().trace(parent), type(parent).__name__)
+            )
+    finally:
+        parent.train(was_training)
+    if graphs[0].code != graphs[1].code:
+        raise RuntimeError("its traced code differs between train and eval mode")
+    gm = graphs[0] if was_training else graphs[1]
+    targets = set(attrs.values())
+    nodes = [n for n in gm.graph.nodes if n.op == "call_module" and n.target in targets]
+    if len(nodes) != len(runs[0]):
+        raise RuntimeError("the traced forward calls its activations another number of times")
+    sized: dict[str, int | None] = {}
+    for k, node in enumerate(nodes):
+        feats = {run[k][1] for run in runs}
+        if len(feats) == 1 and None not in feats:
+            ((dim, channels),) = feats
+        else:
+            dim, channels = 1, None
+        name = f"{node.target}_{k}"
+        gm.add_submodule(name, make(channels, dim))
+        node.target = name
+        sized[name] = channels
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm, sized
+
+
 def _rewrite_functional(
     model: nn.Module,
     result: SwapResult,
@@ -531,9 +634,11 @@ def _rewrite_functional(
     """Trace each module whose forward calls an activation function and rewrite the calls."""
     method_names = {f.__name__ for f in functions if f in _TENSOR_METHODS}
     owners = sorted({s.module for s in result.functional}, key=lambda q: q.count("."))
+    model = result.model if result.model is not None else model
     for qual in owners:
         owner = model.get_submodule(qual) if qual else model
-        runs = [r for r in recorder.order.get(id(owner), []) if r]
+        runs = [[f for what, f in r if what == "fn"] for r in recorder.order.get(id(owner), [])]
+        runs = [r for r in runs if r]
         sizes = None
         if runs and all(len(r) == len(runs[0]) for r in runs):
             sizes = [set(calls) for calls in zip(*runs, strict=True)]
