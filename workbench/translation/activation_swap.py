@@ -16,6 +16,10 @@ Design choices:
 - The checkpoint stores the activation only as its spec string, in `cfg.model.activation_fn` (or
   the legacy `args`); parameters are ordinary state-dict entries `...layers.N.activation_fn.*`.
 - A swapped checkpoint drops the optimizer state: Adam's moments belong to the old parameters.
+- Gated FFNs (`swiglu`, `glu(<spec>)`) have a different shape: fc1 maps to 2·h (gate and value
+  halves), fc2 from h. Swapping the gate of a gated model keeps every weight; turning a gated
+  model into an ungated one or back is refused, with a message, before anything changes: the
+  trained weights do not fit the other shape.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from torch import nn
 
 from workbench.fileio import atomic_write
 from workbench.translation.checkpoints import load
-from workbench.translation.plugin import ffn_activation, install, normalise
+from workbench.translation.plugin import ffn_activation, install, is_gated, normalise
 
 
 def ffn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -53,9 +57,12 @@ def swap_activation(model: nn.Module, spec: str) -> int:
     layers = ffn_layers(model)
     if not layers:
         raise ValueError(f"swap_activation: {type(model).__name__} has no Transformer layers")
+    for name, layer in layers:
+        _check_shape(name, layer, spec)
     for _, layer in layers:
         weight = layer.fc1.weight
-        layer.activation_fn = ffn_activation(spec, layer.fc1.out_features).to(
+        # fc2's input is the hidden width h, gated or not.
+        layer.activation_fn = ffn_activation(spec, layer.fc2.in_features).to(
             device=weight.device, dtype=weight.dtype
         )
         if hasattr(layer, "cfg"):
@@ -64,6 +71,27 @@ def swap_activation(model: nn.Module, spec: str) -> int:
         if holder is not None and hasattr(holder, "activation_fn"):
             holder.activation_fn = spec
     return len(layers)
+
+
+def _check_shape(name: str, layer: nn.Module, spec: str) -> None:
+    """Refuse a swap between gated and ungated FFNs: their weight shapes differ."""
+    d_in, wide, h = layer.fc1.in_features, layer.fc1.out_features, layer.fc2.in_features
+    model_gated = wide == 2 * h
+    if model_gated == is_gated(spec):
+        return
+    if model_gated:
+        raise ValueError(
+            f"swap_activation: {name} has a gated FFN (fc1 {d_in}->{wide} = [gate | value] "
+            f"halves of {h}, fc2 {h}->{d_in}), and {spec!r} is not gated: it needs fc1 "
+            f"{d_in}->h and fc2 h->{d_in}, so the trained weights' shapes do not fit. Swap to "
+            f"another gated spec (e.g. glu({spec}) or swiglu), or train an ungated model."
+        )
+    raise ValueError(
+        f"swap_activation: {name} has an ungated FFN (fc1 {d_in}->{wide}, fc2 {h}->{d_in}), and "
+        f"{spec!r} is gated: it needs fc1 {d_in}->2h, the [gate | value] halves, so the trained "
+        "weights' shapes do not fit. Swap to an ungated spec, or train a gated model "
+        f"(fairseq-train --activation-fn {spec!r})."
+    )
 
 
 def _set_spec(model_cfg: Any, spec: str) -> None:

@@ -33,8 +33,8 @@ def subprocess_env(
     """The environment for a fairseq subprocess the workbench starts on its own checkpoints."""
     env = dict(os.environ)
     env[WEIGHTS_ONLY_ENV] = "1"
-    # hydra/omegaconf/torch deprecation noise would drown the training log.
-    env.setdefault("PYTHONWARNINGS", "ignore")
+    # Warnings stay on: the plugin filters fairseq's known noise by message (noise.py), and
+    # anything else, such as a kernel that failed to compile, must reach the log.
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
         env["MKL_NUM_THREADS"] = str(threads)
