@@ -1,6 +1,7 @@
 """Shipped translation recipes: loaded, checked, trained for a few updates with their own
-architecture on tiny data; one full `workbench run` + `workbench report` end to end, whose BLEU
-must equal `sacrebleu REF -i HYP` on the saved hypotheses; resume of an interrupted training.
+architecture on tiny data; one full `workbench run` + `workbench report` end to end, whose BLEU,
+chrF and intl BLEU must equal `sacrebleu REF -i HYP` on the saved hypotheses; resume of an
+interrupted training (the update count and the optimizer state continue).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from workbench.recipe import load_recipe
@@ -90,6 +92,21 @@ def test_bad_recipes_name_the_key(tmp_path, monkeypatch):
         load_recipe(path, ["train.average_last=3", "train.save_interval_updates=0"])
 
 
+def test_recipes_compare_gated_ffns_and_seeds(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for name, seeds in (
+        ("multi30k_transformer_small.yaml", 3),
+        ("wmt14_en_de_transformer_base.yaml", 1),
+    ):
+        recipe = load_recipe(ROOT / "recipes" / name, defer=True)
+        wanted = {"relu", "gelu", "swish1", "swiglu", "geglu", "reglu"}
+        assert wanted <= set(recipe.activations), name
+        gated_searched = [a for a in recipe.activations if a.startswith("glu(")]
+        assert len(gated_searched) == 2, name
+        assert len(recipe.seeds) == seeds and recipe.config.model.gated_width == "matched"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_recipe_trains_with_its_architecture(path, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
@@ -102,6 +119,7 @@ def test_recipe_trains_with_its_architecture(path, tmp_path, monkeypatch):
         data.bin_dir, tmp_path / "ck", model=cfg.model, train=cfg.train,
         activation=act, lr=cfg.train.lr[0], seed=1, device="cpu",
     )  # fmt: skip
+    args[args.index("--log-interval") + 1] = "1"
     result = subprocess.run(
         [*args, "--no-save"], capture_output=True, text=True, env=subprocess_env(1), timeout=300
     )
@@ -110,19 +128,34 @@ def test_recipe_trains_with_its_architecture(path, tmp_path, monkeypatch):
     layers = cfg.model.encoder_layers or 6  # transformer_wmt_en_de: 6 + 6
     assert f"(0-{layers - 1}): {layers} x TransformerEncoderLayerBase" in log
     assert re.search(r"num_updates 2\b", log)
+    # Label smoothing is in effect, not only passed: fairseq's criterion got the recipe's
+    # epsilon, and the loss it optimises differs from the NLL it also logs (without smoothing
+    # fairseq's loss is exactly the NLL, so the two logged numbers are equal).
+    assert cfg.train.label_smoothing > 0
+    criterion = re.search(r"'criterion': \{'_name': '(\w+)', 'label_smoothing': ([\d.]+)", log)
+    assert criterion is not None and criterion.group(1) == "label_smoothed_cross_entropy"
+    assert float(criterion.group(2)) == cfg.train.label_smoothing
+    losses = re.findall(r"\| train_inner \|.* loss=([\d.]+), nll_loss=([\d.]+)", log)
+    assert len(losses) == 2 and all(loss != nll for loss, nll in losses)
 
 
-def _sacrebleu_cli(ref: str, hyp: str) -> float:
+def _sacrebleu_cli(ref: str, hyp: str, *options: str) -> float:
     exe = Path(sys.executable).parent / "sacrebleu"
-    out = subprocess.run([str(exe), ref, "-i", hyp, "-b"], capture_output=True, text=True)
+    out = subprocess.run([str(exe), ref, "-i", hyp, "-b", *options], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return float(out.stdout.strip())
 
 
+# The row's metric and the sacrebleu command line that computes the same number.
+SACREBLEU_OPTIONS = {"bleu": (), "chrf": ("-m", "chrf"), "bleu_intl": ("-tok", "intl")}
+
+
+@pytest.mark.slow
 def test_run_and_report_end_to_end(tmp_path, cli):
     run_dir = tmp_path / "run"
+    gated = "glu(x * sigmoid(beta * x))"
     sets = [
-        "activations=[relu, 'x * sigmoid(beta * x)']",
+        f"activations=[relu, '{gated}']",
         "data.train.synthetic=400",
         "data.dev.synthetic=15",
         "data.tests=[{name: test, synthetic: 20}]",
@@ -138,36 +171,65 @@ def test_run_and_report_end_to_end(tmp_path, cli):
     result = cli(*args, *[a for s in sets for a in ("--set", s)])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    bleu = [r for r in rows if r.get("metric") == "bleu"]
-    assert {(r["activation"], r["split"]) for r in bleu} == {
-        (a, s) for a in ("relu", "x * sigmoid(beta * x)") for s in ("valid", "test")
+    metrics = [r for r in rows if r.get("kind") != "unit" and r.get("metric")]
+    assert {(r["activation"], r["split"], r["metric"]) for r in metrics} == {
+        (a, s, m) for a in ("relu", gated) for s in ("valid", "test") for m in SACREBLEU_OPTIONS
     }
-    for r in bleu:
+    for r in metrics:
         extra = r["extra"]
         assert extra["select_by"] == "valid" and r["signature"].startswith("nrefs:1|")
+        # Every number is the one sacrebleu's own command line computes from the saved files.
         assert r["value"] == pytest.approx(
-            _sacrebleu_cli(extra["references"], extra["hypotheses"]), abs=0.05
+            _sacrebleu_cli(
+                extra["references"], extra["hypotheses"], *SACREBLEU_OPTIONS[r["metric"]]
+            ),
+            abs=0.05,
         )
         assert extra["params"] > 0 and extra["train_words_per_s"] > 0
-        assert r["hparams"]["updates"] == 8
+        # Measured outputs are not hyper-parameters: the report groups settings by hparams.
+        assert extra["updates"] == 8 and "updates" not in r["hparams"]
+        assert r["hparams"]["tokens_per_update"] == 2048 and r["hparams"]["max_update"] == 8
+        assert extra["gpus"] == 0 and extra["world_size"] == 1 and extra["update_freq"] == 1
+        assert extra["target_tokens_per_update"] > 0
         assert r["hparams"]["averaged"] == 2 and extra["checkpoint"].endswith("checkpoint_avg.pt")
-    swish = next(r for r in bleu if r["activation"] != "relu")
-    assert set(swish["extra"]["learned"]) == {
+    intl = {r["signature"] for r in metrics if r["metric"] == "bleu_intl"}
+    assert all("tok:intl" in sig and "case:mixed" in sig for sig in intl)
+    assert all(
+        "chrF2" in r["signature"] or "nc:6" in r["signature"]
+        for r in metrics
+        if r["metric"] == "chrf"
+    )
+    by_act = {r["activation"]: r for r in metrics}
+    relu, glu = by_act["relu"]["extra"], by_act[gated]["extra"]
+    assert (relu["gated"], glu["gated"]) == (False, True)
+    assert by_act[gated]["hparams"]["gated_width"] == "matched"
+    assert (relu["ffn_hidden"], glu["ffn_hidden"]) == (256, round(2 * 256 / 3))
+    assert abs(glu["params"] - relu["params"]) / relu["params"] < 0.01
+    # Which backend ran the activation inside fairseq-train and fairseq-generate.
+    assert relu["kernel_backend"] == "native" and glu["kernel_backend"] != "native"
+    assert glu["kernels_train"]["fallbacks"] == 0 and glu["kernels_generate"]["processes"] == 1
+    assert set(glu["learned"]) == {
         f"{s}.layers.{i}" for s in ("encoder", "decoder") for i in (0, 1)
     }
     report = cli("report", str(run_dir))
     assert report.returncode == 0, report.stderr
-    test_relu = next(r for r in bleu if r["activation"] == "relu" and r["split"] == "test")
+    test_relu = next(
+        r
+        for r in metrics
+        if r["activation"] == "relu" and r["split"] == "test" and r["metric"] == "bleu"
+    )
     assert f"{test_relu['value']:.2f}" in report.stdout
     assert "Training speed" in report.stdout and "nrefs:1" in report.stdout
 
 
-def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_interrupted_training_resumes_its_update_count_and_optimizer(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     path = ROOT / "recipes" / "translation_quickstart.yaml"
     recipe = load_recipe(path, tiny(path, tmp_path / "cache"))
     cfg = recipe.config
     data = prepare.prepare(cfg.data, log=lambda *_: None)
+    cfg.train.log_interval = 1
 
     def attempt(updates: int) -> train.TrainResult:
         cfg.train.max_update = updates
@@ -177,9 +239,16 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, monkeyp
         )  # fmt: skip
         return train.train(args, tmp_path / "unit", threads=1)
 
+    def adam_steps(checkpoint: Path) -> set[int]:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        return {int(s["step"]) for s in state["last_optimizer_state"]["state"].values()}
+
     first = attempt(2)
+    assert first.updates == 2 and adam_steps(first.checkpoint) == {2}
     second = attempt(4)  # as if the first run had been stopped at update 2
-    assert (first.updates, second.updates) == (2, 4)
-    log = second.log.read_text()
-    assert "Loaded checkpoint" in log.split("fairseq-train started")[-1]
-    assert second.wall_s > first.wall_s
+    resumed = second.log.read_text().split("fairseq-train started")[-1]
+    assert "Loaded checkpoint" in resumed and "(epoch 1 @ 2 updates)" in resumed
+    # The update count continues (the first update of the second attempt is number 3) ...
+    assert re.findall(r"num_updates=(\d+)", resumed) == ["3", "4"] and second.updates == 4
+    # ... and so does Adam: 4 steps of moment estimates, not 2 after a reset.
+    assert adam_steps(second.checkpoint) == {4}

@@ -102,6 +102,13 @@ class ModelConfig:
     activation_dropout: float | None = None
     normalize_before: bool | None = None
     share_all_embeddings: bool = True
+    gated_width: Literal["matched", "full"] = field(
+        default="matched",
+        metadata={
+            "help": "gated FFN (swiglu, glu(...)) hidden width: matched = 2/3 of ffn_dim "
+            "(parameters as ungated), full = ffn_dim (fairseq's --gated-ffn-width)"
+        },
+    )
     extra_args: list[str] = field(
         default_factory=list, metadata={"help": "further fairseq-train flags, verbatim"}
     )
@@ -125,8 +132,21 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_norm: float = 0.0
     label_smoothing: float = 0.1
-    max_tokens: int = field(default=4096, metadata={"check": _positive})
-    update_freq: int = field(default=1, metadata={"check": _positive})
+    max_tokens: int = field(
+        default=4096, metadata={"check": _positive, "help": "fairseq's --max-tokens, per GPU"}
+    )
+    update_freq: int = field(
+        default=1,
+        metadata={"check": _positive, "help": "batches per update (see tokens_per_update)"},
+    )
+    tokens_per_update: int = field(
+        default=0,
+        metadata={
+            "check": _non_negative,
+            "help": "token budget of one update over all GPUs; sets update_freq from the GPU "
+            "count: ceil(tokens_per_update / (max_tokens * GPUs)). 0 = use update_freq",
+        },
+    )
     max_update: int = field(default=300_000, metadata={"check": _positive})
     max_epoch: int = 0
     stop_time_minutes: float = field(
