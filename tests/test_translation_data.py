@@ -1,9 +1,15 @@
-"""Translation data: the synthetic corpus, local corpora, test sets, preparation and its cache."""
+"""Translation data: the synthetic corpus, local corpora, downloads (file:// and a local HTTP
+server with Range support), test sets, preparation and its cache."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -122,3 +128,101 @@ def test_prepare_binarizes_and_second_recipe_hits_cache(tmp_path):
     changed = prepare.prepare(tiny_data(tmp_path / "cache", n=310), log=lambda *_: None)
     assert changed.root != first.root  # different content, different entry
     assert not list((tmp_path / "cache").glob(".stage-*"))
+
+
+class _RangeServer(BaseHTTPRequestHandler):
+    """Serves `body` on 127.0.0.1 with HTTP Range support; can cut a response short."""
+
+    body = b""
+    ranges = True  # honour Range requests (else always 200 with everything)
+    cut_after: list[int] = []  # per request, in order: send only this many bytes, then close
+    requests: list[tuple[str | None, int]] = []  # (Range header, status) of every request
+
+    def do_GET(self):
+        asked = self.headers.get("Range")
+        start = 0
+        m = re.fullmatch(r"bytes=(\d+)-", asked or "")
+        if m and self.ranges:
+            start = int(m.group(1))
+            self.send_response(206)
+            self.send_header(
+                "Content-Range", f"bytes {start}-{len(self.body) - 1}/{len(self.body)}"
+            )
+        else:
+            self.send_response(200)
+        self.requests.append((asked, 206 if start else 200))
+        rest = self.body[start:]
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        cut = self.cut_after.pop(0) if self.cut_after else None
+        self.wfile.write(rest if cut is None else rest[:cut])  # HTTP/1.0: then the socket closes
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    body = bytes(range(256)) * 4096  # 1 MiB
+    handler = type("Handler", (_RangeServer,), {"body": body, "cut_after": [], "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield handler, f"http://127.0.0.1:{server.server_address[1]}/corpus.tgz"
+    server.shutdown()
+    server.server_close()
+
+
+def test_interrupted_http_download_resumes_with_a_range_request(http_server, tmp_path):
+    handler, url = http_server
+    dest = tmp_path / "dl" / "corpus.tgz"
+    handler.cut_after = [300_000]  # the first transfer drops after 300 kB
+    with pytest.raises(corpus.CorpusError, match="interrupted after 300000 of 1048576 bytes"):
+        corpus.download(url, dest)
+    part = dest.with_name("corpus.tgz.part")
+    assert part.stat().st_size == 300_000 and not dest.exists()
+    assert not (dest.parent / "SHA256SUMS").exists()  # a cut file is never recorded as whole
+    corpus.download(url, dest)
+    assert handler.requests == [(None, 200), ("bytes=300000-", 206)]
+    assert dest.read_bytes() == handler.body and not part.exists()
+    digest = hashlib.sha256(handler.body).hexdigest()
+    assert (dest.parent / "SHA256SUMS").read_text() == f"{digest}  corpus.tgz\n"
+
+
+def test_a_server_without_range_support_restarts_the_download(http_server, tmp_path):
+    handler, url = http_server
+    handler.ranges = False
+    dest = tmp_path / "corpus.tgz"
+    dest.with_name("corpus.tgz.part").write_bytes(b"stale bytes from another attempt")
+    corpus.download(url, dest, expected_sha256=hashlib.sha256(handler.body).hexdigest())
+    assert handler.requests == [("bytes=32-", 200)]
+    assert dest.read_bytes() == handler.body
+
+
+_SPM_VOCAB = """
+import hashlib, sys
+import sentencepiece as spm
+from workbench.translation import prepare
+from workbench.translation.config import DataConfig, SetConfig, TrainDataConfig
+cfg = DataConfig(
+    train=TrainDataConfig(synthetic=1500), dev=SetConfig(name="valid", synthetic=10),
+    vocab_size=300, spm_max_sentences=400, cache_dir=sys.argv[1], workers=1,
+)
+model = spm.SentencePieceProcessor(model_file=str(prepare.prepare(cfg, log=lambda *_: None).spm_model))
+pieces = [(model.id_to_piece(i), model.get_score(i)) for i in range(model.get_piece_size())]
+print(hashlib.sha256(repr(pieces).encode()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_sentencepiece_sampling_is_seeded_so_every_node_gets_one_vocabulary(tmp_path):
+    """3000 sentences, 400 sampled: two processes (as two nodes) build the same vocabulary."""
+    vocabularies = set()
+    for node in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", _SPM_VOCAB, str(tmp_path / f"node{node}")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        vocabularies.add(out.stdout.strip())
+    assert len(vocabularies) == 1

@@ -6,8 +6,9 @@ A corpus is read as (source, target) line pairs. Design choices:
   recognised by its magic bytes), so `../shared/data/multi30k/train` finds `train.en.gz`.
   Misaligned files (different line counts) are an error naming both files, never a silent cut.
 - WMT14 En–De is the usual mix (Europarl v7, Common Crawl, News Commentary v9, about 4.5M pairs),
-  downloaded into a directory with HTTP range resume (a `.part` file grows across attempts) and
-  sha256 checks: expected values come from the recipe when given, otherwise the first complete
+  downloaded into a directory with HTTP range resume (a `.part` file grows across attempts; a
+  transfer cut short is detected by its length, never taken for a whole file) and sha256
+  checks: expected values come from the recipe when given, otherwise the first complete
   download's digest is recorded in `SHA256SUMS` and later runs verify against it.
 - Cleaning follows the usual Moses-style rule, configurable: drop pairs with an empty side, more
   than `max_words` words, or a word-count ratio above `max_ratio` (0 disables the ratio test).
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import tarfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -100,7 +103,11 @@ def sha256(path: Path) -> str:
 
 
 def download(url: str, dest: Path, expected_sha256: str | None = None, timeout: float = 60) -> Path:
-    """Download `url` to `dest`, resuming a partial `.part` file; verify its sha256."""
+    """Download `url` to `dest`, resuming a partial `.part` file; verify its sha256.
+
+    A transfer cut short (fewer bytes than the server announced) keeps its `.part` file and
+    raises CorpusError; the next call asks the server for the rest with an HTTP Range request.
+    """
     sums_file = dest.parent / "SHA256SUMS"
     known = {}
     if sums_file.exists():
@@ -116,17 +123,33 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, timeout: 
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    total: int | None = None
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             # 206: the server resumed; 200: it sent everything again, so start over.
-            mode = "ab" if have and response.status == 206 else "wb"
-            with open(part, mode) as out:
-                for block in iter(lambda: response.read(1 << 20), b""):
+            resumed = bool(have) and response.status == 206
+            length = response.headers.get("Content-Length")
+            total = (have if resumed else 0) + int(length) if length else None
+            with open(part, "ab" if resumed else "wb") as out:
+                # http.client returns b"" (not an error) when the connection drops early;
+                # the length check below tells an interrupted transfer from a complete one.
+                for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
-    except OSError as exc:
+    except urllib.error.HTTPError as exc:
+        # 416: nothing left after `have` bytes (a complete .part that was never renamed).
+        if not (exc.code == 416 and have):
+            raise CorpusError(f"downloading {url} failed ({exc})") from None
+    except (OSError, http.client.HTTPException) as exc:
+        got = part.stat().st_size if part.exists() else 0
         raise CorpusError(
-            f"downloading {url} failed ({exc}); rerun to resume from {part.stat().st_size if part.exists() else 0} bytes"
+            f"downloading {url} failed ({exc!r}); rerun to resume from {got} bytes"
         ) from None
+    got = part.stat().st_size
+    if total is not None and got < total:
+        raise CorpusError(
+            f"downloading {url} was interrupted after {got} of {total} bytes; {part} is kept "
+            "and a rerun resumes it"
+        )
     digest = sha256(part)
     if expected is not None and digest != expected:
         part.unlink()

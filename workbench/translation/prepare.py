@@ -15,6 +15,10 @@ Design choices:
   content prepares afresh. The text is staged first (cheap next to sentencepiece and binarization).
 - Built in a temporary directory and renamed into place: concurrent or interrupted preparations
   never leave a half-written cache entry.
+- Reproducible: a corpus larger than `spm_max_sentences` is sampled here, with numpy seeded by
+  `SPM_SEED`, and sentencepiece trains on exactly that sample. Its own sampler draws from an
+  OS-seeded generator (measured: `set_random_generator_seed` did not make two processes agree),
+  so every node of a multi-node run would otherwise build a different vocabulary.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from pathlib import Path
 from workbench.translation import corpus, testsets
 from workbench.translation.config import DataConfig
 
-FORMAT_VERSION = 1
+# 2: sentencepiece trains on a seeded sample (version 1 let it draw an unseeded one).
+FORMAT_VERSION = 2
+SPM_SEED = 1
 
 
 @dataclass
@@ -116,18 +122,48 @@ def _stage(cfg: DataConfig, stage: Path) -> tuple[str, dict]:
     return digest.hexdigest()[:20], manifest
 
 
+def _spm_input(cfg: DataConfig, root: Path) -> list[Path]:
+    """The files sentencepiece trains on: both training sides, or a seeded sample of them."""
+    import numpy as np
+
+    raw, src, tgt = root / "raw", cfg.source_lang, cfg.target_lang
+    sides = [raw / f"train.{src}", raw / f"train.{tgt}"]
+    counts = []
+    for path in sides:
+        with open(path, "rb") as fh:
+            counts.append(sum(1 for _ in fh))
+    total = sum(counts)
+    if total <= cfg.spm_max_sentences:
+        return sides
+    rng = np.random.default_rng(SPM_SEED)
+    chosen = np.sort(rng.choice(total, size=cfg.spm_max_sentences, replace=False))
+    sample = root / "spm_sample.txt"
+    k, line_no = 0, 0
+    with open(sample, "w", encoding="utf-8") as out:
+        for path in sides:
+            with open(path, encoding="utf-8", newline="\n") as fh:
+                for line in fh:
+                    if k < len(chosen) and chosen[k] == line_no:
+                        out.write(line)
+                        k += 1
+                    line_no += 1
+    return [sample]
+
+
 def _sentencepiece(cfg: DataConfig, root: Path) -> None:
     import sentencepiece as spm
 
-    raw, src, tgt = root / "raw", cfg.source_lang, cfg.target_lang
+    raw = root / "raw"
+    inputs = _spm_input(cfg, root)
     spm.SentencePieceTrainer.train(
-        input=[str(raw / f"train.{src}"), str(raw / f"train.{tgt}")],
+        input=[str(p) for p in inputs],
         model_prefix=str(root / "spm"),
         vocab_size=cfg.vocab_size,
         model_type=cfg.spm_model_type,
         character_coverage=1.0,
-        input_sentence_size=cfg.spm_max_sentences,
-        shuffle_input_sentence=True,
+        # The sample is drawn by _spm_input; sentencepiece's own would differ per process.
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
         # fairseq's dictionary adds its own <s> <pad> </s> <unk>.
         bos_id=-1,
         eos_id=-1,
@@ -136,6 +172,7 @@ def _sentencepiece(cfg: DataConfig, root: Path) -> None:
         num_threads=cfg.workers,
         minloglevel=2,
     )
+    (root / "spm_sample.txt").unlink(missing_ok=True)
     model = spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
     tok = root / "tok"
     tok.mkdir()
