@@ -270,3 +270,25 @@ def test_bootstrap_results_are_cached_by_file_contents(tmp_path, monkeypatch):
     hyp.write_text("\n".join(damaged(refs, 0.5, 3)) + "\n")
     with pytest.raises(AssertionError, match="recomputed"):
         build_report([run], tmp_path / "out")
+
+
+def test_a_damaged_hypothesis_file_is_named_and_the_report_goes_on(tmp_path):
+    run = tmp_path / "run"
+    refs = REFS * 4
+    outputs = {s: {"t": (refs, damaged(refs, 0.1, s))} for s in range(3)}
+    translation_rows(run, "relu", [0, 1, 2], outputs, 50.0)
+    translation_rows(run, "x * sigmoid(x)", [0, 1, 2], outputs, 50.0)
+    translation_rows(run, "x * tanh(x)", [0, 1, 2], outputs, 50.0)
+    broken = Path(
+        next(r for r in records.read_rows(run) if r.get("activation") == "x * tanh(x)").field(
+            "hypotheses"
+        )
+    )
+    broken.write_text("\n".join(refs[:-3]) + "\n")  # a truncated output: 3 lines short
+    report = build_report([run], tmp_path / "out")
+    by = {c.candidate: c for c in report.comparisons}
+    assert by["x * sigmoid(x)"].method == "paired bootstrap" and by["x * sigmoid(x)"].pairs
+    bad = by["x * tanh(x)"]
+    assert bad.method == "Welch's t over seeds" and not bad.pairs
+    assert f"{broken} has {len(refs) - 3} lines" in bad.note
+    assert str(broken) in report.markdown

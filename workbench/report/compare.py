@@ -146,6 +146,7 @@ class _Bootstraps:
         self.n_samples, self.seed, self.cache = n_samples, seed, cache
         self.requests: dict[tuple, set[str]] = defaultdict(set)
         self.results: dict[tuple, sig.Bootstrap] = {}
+        self.errors: dict[tuple, str] = {}
         self._lines: dict[str, list[str]] = {}
         self._digests: dict[str, str] = {}
 
@@ -193,14 +194,12 @@ class _Bootstraps:
                     self.results[(baseline, system, references, signature)] = result
             if not todo:
                 continue
-            got = sig.paired_bootstrap_many(
-                self.lines(baseline),
-                {s: self.lines(s) for s in todo},
-                self.lines(references),
-                signature,
-                self.n_samples,
-                self.seed,
-            )
+            try:
+                got = self._compute(baseline, todo, references, signature)
+            except (OSError, ValueError, UnicodeDecodeError) as exc:  # one bad group, not all
+                for system in todo:
+                    self.errors[(baseline, system, references, signature)] = str(exc)
+                continue
             for system, result in got.items():
                 self.results[(baseline, system, references, signature)] = result
                 stored[self._key(baseline, system, references, signature)] = asdict(result)
@@ -208,8 +207,41 @@ class _Bootstraps:
         if fresh and self.cache is not None:
             atomic_write_text(self.cache, json.dumps(stored, sort_keys=True))
 
-    def get(self, baseline: str, system: str, references: str, signature: str) -> sig.Bootstrap:
-        return self.results[(baseline, system, references, signature)]
+    def _compute(
+        self, baseline: str, systems: list[str], references: str, signature: str
+    ) -> dict[str, sig.Bootstrap]:
+        """The bootstraps of `systems`; one whose line count differs from the references is
+        an error of its own (named with its file), and the others still run."""
+        n = len(self.lines(references))
+        if len(self.lines(baseline)) != n:
+            raise ValueError(
+                f"{baseline} has {len(self.lines(baseline))} lines, {references} has {n}"
+            )
+        ok = []
+        for system in systems:
+            if len(self.lines(system)) != n:
+                self.errors[(baseline, system, references, signature)] = (
+                    f"{system} has {len(self.lines(system))} lines, {references} has {n}"
+                )
+            else:
+                ok.append(system)
+        if not ok:
+            return {}
+        return sig.paired_bootstrap_many(
+            self.lines(baseline),
+            {s: self.lines(s) for s in ok},
+            self.lines(references),
+            signature,
+            self.n_samples,
+            self.seed,
+        )
+
+    def get(
+        self, baseline: str, system: str, references: str, signature: str
+    ) -> sig.Bootstrap | str:
+        """The result, or why there is none."""
+        key = (baseline, system, references, signature)
+        return self.results.get(key) or self.errors.get(key, "not computed")
 
 
 def _row_check(r: Row, score: float) -> str:
@@ -304,15 +336,23 @@ def _unfinished(data: Rows, key: tuple, c: str, b: str) -> bool:
 
 
 def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], boots) -> None:
+    """Per seed pair paired bootstrap; when the outputs cannot be compared (other references,
+    a damaged file), the verdict falls back to the test over seeds and says why."""
     cmp.method = BOOTSTRAP
     for cr, br in _pairs(c_rows, b_rows):
+        why = ""
         if Path(cr.field("references")).read_bytes() != Path(br.field("references")).read_bytes():
-            cmp.note = "the two outputs have different reference files: not compared"
-            cmp.outcome = "tie"
+            why = f"{cr.field('references')} and {br.field('references')} differ"
+        else:
+            res = boots.get(br.field("hypotheses"), cr.field("hypotheses"),
+                            br.field("references"), br["signature"])  # fmt: skip
+            if isinstance(res, str):
+                why = res
+        if why:
             cmp.pairs = []
+            _welch_verdict(cmp, c_rows, b_rows)
+            cmp.note = f"no paired bootstrap ({why}); decided over seeds instead. {cmp.note}"
             return
-        res = boots.get(br.field("hypotheses"), cr.field("hypotheses"), br.field("references"),
-                        br["signature"])  # fmt: skip
         mismatch = _row_check(cr, res.system_score) or _row_check(br, res.baseline_score)
         cmp.pairs.append(
             SeedPair(

@@ -220,6 +220,16 @@ def wins_section(
 # --- significance tables ---------------------------------------------------------------------
 
 
+def _comparison_notes(comps: list[Comparison]) -> list[str]:
+    """What a reader must know about single comparisons (a damaged file, a score that is not
+    the row's), by reference."""
+    return [
+        f"{c.ref}: {c.note}"
+        for c in comps
+        if c.note and c.outcome != "unfinished" and not c.note.startswith("fewer than")
+    ]
+
+
 def _bootstrap_table(comps: list[Comparison]) -> list[Table | Text]:
     table = Table(
         columns=[
@@ -262,8 +272,7 @@ def _bootstrap_table(comps: list[Comparison]) -> list[Table | Text]:
         "their mean, the interval spans the per-seed intervals, p is the largest per-seed p; "
         "better/worse only when every seed pair is significant in that direction",
     ]
-    notes = [c.note for c in comps if c.note and c.outcome != "unfinished"]
-    table.notes += sorted(set(notes))
+    table.notes += _comparison_notes(comps)
     if any(c.n_seeds == 1 for c in comps if c.pairs):
         table.notes.append(SINGLE_SEED_NOTE)
     blocks: list[Table | Text] = [table]
@@ -356,6 +365,7 @@ def _welch_table(comps: list[Comparison]) -> Table:
         f"(unequal variances), α = {ALPHA:g}, with the 95% interval of Δ; fewer than 3 seeds "
         "on a side: too few seeds, no test",
     ]
+    table.notes += _comparison_notes(comps)
     return table
 
 
