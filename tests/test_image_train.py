@@ -43,6 +43,7 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+@pytest.mark.slow  # an end-to-end run / real training over ~5 s
 def test_fixed_seed_is_deterministic_on_cpu(digits):
     m1, r1 = _run(digits, seed=0)
     m2, r2 = _run(digits, seed=0)
