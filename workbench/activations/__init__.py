@@ -1,28 +1,45 @@
-"""Activation functions: registered baselines, a formula language, and fast fused kernels.
+"""Activation functions: registered baselines, a formula language, gates, fused kernels.
 
 Public API (stable; other packages import only these names from `workbench.activations`):
 
 - `build_activation(spec, *, channels=None, channel_dim=1, inplace=False, backend="auto",
-  **params) -> torch.nn.Module`: a registered name or a formula over x. `params` set the
-  initial values of trainable parameters (e.g. `beta=0.5`; PReLU's `alpha`).
+  **params) -> torch.nn.Module`: a registered name, a formula over x, or a gated spec.
+  `params` set the initial values of trainable parameters (e.g. `beta=0.5`; PReLU's
+  `alpha`). A gated spec's module takes [a | b] of size 2h along `channel_dim` and returns
+  act(a) * b of size h (`channels=h` makes its parameters per channel).
 - `check_spec(spec) -> str`: validate; registered names come back unchanged, formulas in
-  canonical form. Raises `ActivationError` (a ValueError) with a clear message.
+  canonical form, gated forms as `glu(<normalised gate>)`. Raises `ActivationError` (a
+  ValueError) with a clear message.
+- `is_gated(spec) -> bool`: whether a spec is gated (`swiglu`, `geglu`, `reglu`, `bilinear`,
+  `glu`, or `glu(<elementwise spec>)`); callers that need an elementwise activation refuse
+  those. `gate_of(spec) -> str`: a gated spec's normalised elementwise gate
+  (`gate_of("swiglu") == "swish1"`).
 - `canonical(formula) -> str`: the canonical printed form (deterministic, idempotent, parses
-  back to the same expression tree).
+  back to the same expression tree); a gated form `glu(...)` comes back normalised.
 - `parse(formula) -> Expr` and `to_formula(expr) -> str` (the canonical printer), with the
   AST node types `Num`, `Var`, `Neg`, `Bin`, `Call` (frozen dataclasses) so the search engine
   can assemble formulas as trees; `Expr` is their union.
 - `params_of(expr) -> list[str]`: trainable parameter names in a formula.
-- `list_activations() -> dict[str, str]`: registered names and their descriptions.
+- `list_activations() -> dict[str, str]`: registered names and their descriptions
+  (baselines first, gated names last).
 - `evaluate(spec_or_expr, x, **param_values) -> torch.Tensor`: the formula's value at x in
   float64 with the float32 training kernels' clamps and guards (the search engine's numeric
   probe; see `numeric.py` for its exact relation to the training kernel). Parameters default
   to their initial values; each may be a float or a tensor broadcasting against x.
+- `kernel_stats() -> dict`: what the formula and gate kernels of this process actually ran:
+  `{"calls": {"compiled": n, "eager": n, "traced": n}, "fallbacks": n, "recompiles": n,
+  "formulas_compiled": [spec, ...], "formulas_failed": [spec, ...], "backend": "compiled"}`
+  (`backend` joins the kinds that ran with "+", or is "none"). Calls count forward and
+  backward separately; `fallbacks` counts calls that ran eagerly because compilation failed.
+  Records put it on every row ("which backend actually ran").
+- `reset_kernels() -> None`: drop every cached kernel and compiled function, zero the counters.
 - `BASELINES`: the paper's nine baselines; `PAPER_FUNCTIONS`: the paper's eight novel
-  functions as formulas; `FUNCTION_NAMES`: the functions a formula may call; `CONSTANTS`
-  (`pi`, `eps` = 1e-3); `ActivationError`.
+  functions as formulas; `GATED_NAMES`: the registered gated names; `FUNCTION_NAMES`: the
+  functions a formula may call; `CONSTANTS` (`pi`, `eps` = 1e-3); `ActivationError`.
 
-See docs/activations.md for the language and the semantics of every function.
+Backends ("auto" is compiled for inputs of >= 65536 elements, eager below: a function of the
+call, never of process history), float16 semantics and compilation: see kernels.py. See
+docs/activations.md for the language and the semantics of every function.
 """
 
 from __future__ import annotations
