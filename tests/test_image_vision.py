@@ -180,3 +180,9 @@ def test_cpu_torchvision_resnet18_recipe_runs_on_the_real_cifar_subset(
     )
     assert test["model"] == "torchvision:resnet18" and test["extra"]["n_test"] == 1000
     assert test["extra"]["params"] == 11_181_642  # torchvision's resnet18 with 10 classes
+    # the stem ReLU and the 2 calls of each of the 8 BasicBlocks' ReLU, nothing missed
+    assert test["extra"]["swap"] == {
+        "module_sites": 17,
+        "functional_sites_rewritten": 0,
+        "missed": 0,
+    }

@@ -279,6 +279,8 @@ class ImageTask(Task):
             model_name, spec, data.num_classes, data.in_channels, **cfg.model.kwargs
         )
         n_params = count_parameters(model)
+        if getattr(model, "swap_result", None) is not None:
+            ctx.log.info(f"{model_name}: {model.swap_result.summary()}")
         t = cfg.train
         hparams = {
             "lr": t.lr,
@@ -336,6 +338,13 @@ class ImageTask(Task):
         }
         if t.compile:
             extra["compiled"] = "cuda_graphs" if t.cuda_graphs else "inductor"
+        swap = getattr(model, "swap_result", None)  # torchvision models: what the swap replaced
+        if swap is not None:
+            extra["swap"] = {
+                "module_sites": len(swap.replaced),
+                "functional_sites_rewritten": sum(f.rewritten for f in swap.functional),
+                "missed": len(swap.missed),
+            }
         signature = (
             f"image|{common['dataset']}|{model_name}|train={data.n_train}"
             f"|val={data.n_val}|test={data.n_test}|top1"
