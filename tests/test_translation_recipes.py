@@ -252,3 +252,61 @@ def test_interrupted_training_resumes_its_update_count_and_optimizer(tmp_path, m
     assert re.findall(r"num_updates=(\d+)", resumed) == ["3", "4"] and second.updates == 4
     # ... and so does Adam: 4 steps of moment estimates, not 2 after a reset.
     assert adam_steps(second.checkpoint) == {4}
+
+
+@pytest.mark.slow
+def test_two_nodes_train_together_and_only_node_0_writes_rows(tmp_path, cli):
+    """Two `workbench run` processes as two CPU nodes (gloo over 127.0.0.1), each with its
+    own run directory and data cache, as on two machines."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "workbench"
+    procs = []
+    for rank in (0, 1):
+        sets = [
+            "activations=[relu]", "data.train.synthetic=300", "data.dev.synthetic=10",
+            "data.tests=[{name: test, synthetic: 10}]", "data.vocab_size=300",
+            "data.spm_max_sentences=400", f"data.cache_dir={tmp_path / f'cache{rank}'}",
+            "train.max_update=3", "train.threads=1", "train.distributed.nodes=2",
+            f"train.distributed.node_rank={rank}",
+            f"train.distributed.init_method=tcp://127.0.0.1:{port}",
+        ]  # fmt: skip
+        cmd = [
+            str(exe),
+            "run",
+            "recipes/translation_quickstart.yaml",
+            "--out",
+            str(tmp_path / f"node{rank}"),
+        ]
+        procs.append(
+            subprocess.Popen(
+                [*cmd, *[a for x in sets for a in ("--set", x)]],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+        )
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+
+    def metric_rows(node: int) -> list[dict]:
+        lines = (tmp_path / f"node{node}" / "results.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if r.get("metric")]
+
+    rows = metric_rows(0)
+    assert {(r["split"], r["metric"]) for r in rows} == {
+        (s, m) for s in ("valid", "test") for m in ("bleu", "chrf", "bleu_intl")
+    }
+    assert all(r["extra"]["world_size"] == 2 and r["extra"]["updates"] == 3 for r in rows)
+    assert metric_rows(1) == []  # node 1 trained with node 0 and wrote no metric rows
+    (log1,) = (tmp_path / "node1" / "units").glob("*/train.log")
+    assert "distributed init (rank 1)" in log1.read_text()
+    assert not list((tmp_path / "node1" / "units").glob("*/checkpoints/checkpoint_last.pt"))
+    # Both nodes prepared the same vocabulary from the same data, each on its own.
+    (spm0,) = (tmp_path / "cache0").glob("*/spm.vocab")
+    (spm1,) = (tmp_path / "cache1").glob("*/spm.vocab")
+    assert spm0.read_text() == spm1.read_text()

@@ -139,6 +139,17 @@ class TranslationTask(Task):
                 f"(max_tokens {t.max_tokens})",
                 path="train.tokens_per_update",
             )
+        d = t.distributed
+        if d.nodes > 1 and not d.init_method:
+            raise RecipeError(
+                "several nodes need a rendezvous: tcp://HOST:PORT of node 0",
+                path="train.distributed.init_method",
+            )
+        if not 0 <= d.node_rank < d.nodes:
+            raise RecipeError(
+                f"node_rank must be in 0..{d.nodes - 1} for {d.nodes} node(s), got {d.node_rank}",
+                path="train.distributed.node_rank",
+            )
         for i, spec in enumerate(recipe.activations):
             try:
                 normalise(spec)

@@ -15,7 +15,8 @@ Design choices:
 - Progress: fairseq's own log is followed as it is written; each `train_inner` line (update
   count, words/s, loss) goes to a callback (the task's progress bar).
 - GPUs: fairseq's own distributed training over every visible GPU (fairseq's default), fp16 (or
-  bf16) by default; several nodes through `train.distributed`. CPU: `--cpu`, fp32.
+  bf16) by default; several nodes through `train.distributed`. CPU: `--cpu`, fp32; several CPU
+  nodes train over gloo, one process each.
 - The subprocess environment (checkpoints.subprocess_env) handles torch ≥ 2.6 checkpoint
   loading; the plugin writes the activation kernels' counters to `kernel_dir` at exit.
 """
@@ -95,9 +96,12 @@ def tokens_per_update(train: TrainConfig, world: int) -> int:
 
 
 def world_size(train: TrainConfig, device: str, gpus: int) -> int:
-    """Training processes over all nodes: one on a CPU or one named GPU, else every GPU."""
-    if device == "cpu" or device.startswith("cuda:"):
+    """Training processes over all nodes: one per node on CPUs, one on a named GPU, else one
+    per GPU of every node."""
+    if device.startswith("cuda:"):
         return 1
+    if device == "cpu":
+        return train.distributed.nodes
     return max(gpus, 1) * train.distributed.nodes
 
 
@@ -155,8 +159,23 @@ def train_args(
         ]  # fmt: skip
     if not t.validate:
         args.append("--disable-validation")
+    d = t.distributed
+    if d.nodes > 1 and not d.init_method:
+        raise ValueError("train.distributed.init_method (tcp://HOST:PORT) is required")
     if device == "cpu":
         args.append("--cpu")
+        if d.nodes > 1:
+            # One process per CPU node over gloo. fairseq spawns one process per GPU, so none
+            # without GPUs: --distributed-no-spawn runs training in this process; its default
+            # DDP wrapper wants a CUDA device, fairseq's own legacy_ddp does not.
+            args += [
+                "--distributed-world-size", str(world),
+                "--distributed-rank", str(d.node_rank),
+                "--distributed-init-method", d.init_method,
+                "--distributed-backend", "gloo",
+                "--distributed-no-spawn",
+                "--ddp-backend", "legacy_ddp",
+            ]  # fmt: skip
         return args
     precision = "fp16" if t.precision == "auto" else t.precision
     if precision in ("fp16", "bf16"):
@@ -165,10 +184,7 @@ def train_args(
     if device.startswith("cuda:"):
         args += ["--device-id", device.split(":", 1)[1], "--distributed-world-size", "1"]
         return args
-    d = t.distributed
     if d.nodes > 1:
-        if not d.init_method:
-            raise ValueError("train.distributed.init_method (tcp://HOST:PORT) is required")
         args += [
             "--distributed-world-size", str(world),
             "--distributed-rank", str(d.node_rank * max(gpus, 1)),
