@@ -60,6 +60,8 @@ def _cases(n_formulas: int, widths=WIDTHS, gates=GATES):
             x = torch.randn(80, 96).t()
             cases.append((spec, lambda s=spec: build_activation(s), x, g_t))
             cases.append((spec, lambda s=spec: build_activation(s), torch.randn(7, 9, 11), g_c))
+            strided = torch.randn(96, 160)[:, ::2]  # not dense: copied to a contiguous layout
+            cases.append((spec, lambda s=spec: build_activation(s), strided, g_c))
     swish = "x * sigmoid(beta * x)"
     for c in widths:
         x = torch.randn(3, c, 4, 3)  # at c = 12, C == H * W: dynamo's duck sizing would tie them
@@ -83,7 +85,7 @@ def _run_all(cases, backend: str):
         torch.manual_seed(len(outs))
         act = make()
         act.backend = backend
-        x = x.clone() if x.is_contiguous() else x.detach().requires_grad_(False)
+        x = x.detach().clone() if x.is_contiguous() else x.detach()
         x.requires_grad_(True)
         y = act(x)
         g = grad_of(y)
