@@ -113,6 +113,7 @@ def tiny_data(cache, n: int = 300) -> DataConfig:
     )
 
 
+@pytest.mark.slow
 def test_prepare_binarizes_and_second_recipe_hits_cache(tmp_path):
     cfg = tiny_data(tmp_path / "cache")
     first = prepare.prepare(cfg, log=lambda *_: None)

@@ -26,8 +26,6 @@ import torch
 from workbench.translation import kernel_report, prepare
 from workbench.translation.config import DataConfig, SetConfig, TrainDataConfig
 
-pytestmark = pytest.mark.slow
-
 BIN = Path(sys.executable).parent
 PLUGIN = (
     Path(__file__).resolve().parents[1]
@@ -180,6 +178,7 @@ def interactive(data, checkpoint: Path, sources: list[str]) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("D-")]
 
 
+@pytest.mark.slow
 def test_fairseq_train_and_generate_with_a_formula(data, trained):
     state = _state(trained)
     # The spec string is stored, canonicalised, never an object.
@@ -193,6 +192,7 @@ def test_fairseq_train_and_generate_with_a_formula(data, trained):
     assert [int(line.split("\t")[0][2:]) for line in hyps] == list(range(21))
 
 
+@pytest.mark.slow
 def test_fairseq_train_rejects_an_unknown_activation_clearly(data, tmp_path):
     result = run(
         [
@@ -240,6 +240,7 @@ def _check_install_is_idempotent_and_handles_swish() -> None:
         plugin.activation_arg("nonsense(x")
 
 
+@pytest.mark.slow
 def test_plugin_install_is_idempotent_and_handles_swish():
     isolated(_check_install_is_idempotent_and_handles_swish)
 
@@ -275,6 +276,7 @@ def _bf16_config(bin_dir: str) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_bf16_config_trains_on_cuda_not_tpu(data):
     """fairseq 0.12: --bf16 implies --tpu; without torch_xla the trainer would crash."""
     got = isolated(_bf16_config, str(data.bin_dir))
@@ -283,6 +285,7 @@ def test_bf16_config_trains_on_cuda_not_tpu(data):
     assert got["cuda_unless_cpu_or_tpu"]
 
 
+@pytest.mark.slow
 def test_bf16_fairseq_train_runs_without_torch_xla(data, tmp_path):
     """The real fairseq-train with --bf16 (on the CPU here: no --cpu, no CUDA) trains."""
     cmd = [a for a in train_cmd(data, tmp_path, "swiglu", "--bf16", updates=2) if a != "--cpu"]
@@ -345,6 +348,7 @@ def _d_text(lines: list[str]) -> list[str]:
     return [line.split("\t", 2)[2] if line.count("\t") >= 2 else "" for line in lines]
 
 
+@pytest.mark.slow
 def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
     out = tmp_path / "swapped.pt"
     betas = isolated(
@@ -360,6 +364,7 @@ def test_swap_activation_save_and_reload_everywhere(data, trained, tmp_path):
     assert hub["translations"] == _d_text(generated[:5])
 
 
+@pytest.mark.slow
 def test_fairseq_user_dir_command_prints_the_plugin(cli):
     result = cli("fairseq-user-dir")
     assert result.returncode == 0, result.stderr
@@ -391,6 +396,7 @@ def test_gpu_flags_fp16_bf16_and_several_nodes():
     assert nodes[nodes.index("--distributed-rank") + 1] == "4"
 
 
+@pytest.mark.slow
 @pytest.mark.gpu
 def test_fp16_and_bf16_training_on_gpu(data, tmp_path):
     from workbench.translation.config import ModelConfig, TrainConfig
@@ -411,6 +417,7 @@ def test_fp16_and_bf16_training_on_gpu(data, tmp_path):
         assert len(generate(data, result.checkpoint)) == 21
 
 
+@pytest.mark.slow
 def test_fine_tune_a_swapped_checkpoint_with_fairseq_train(data, trained, tmp_path):
     from workbench.translation.activation_swap import swap_checkpoint
 
@@ -451,6 +458,7 @@ def test_checkpoint_average_is_the_parameter_mean(tmp_path):
 # --- kernels and warnings inside fairseq processes --------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_kernel_backend_that_ran_inside_fairseq_is_recorded(trained, gated):
     formula = kernel_report.collect(trained.parent / "kernels")
     assert formula is not None and formula["processes"] >= 1
@@ -459,12 +467,14 @@ def test_the_kernel_backend_that_ran_inside_fairseq_is_recorded(trained, gated):
     assert kernel_report.collect(gated[0].parent / "kernels")["calls"] != formula["calls"]
 
 
+@pytest.mark.slow
 def test_native_activations_record_the_native_backend(data, tmp_path):
     _train(data, tmp_path, "relu", "--no-save", "--max-update", "1")
     stats = kernel_report.collect(tmp_path / "kernels")
     assert stats is not None and stats["backend"] == "native"
 
 
+@pytest.mark.slow
 def test_warnings_inside_fairseq_processes_reach_the_log(data, tmp_path):
     """Only fairseq's known noise is filtered: a kernel's RuntimeWarning still shows."""
     from workbench.translation.checkpoints import subprocess_env
@@ -489,6 +499,7 @@ def test_warnings_inside_fairseq_processes_reach_the_log(data, tmp_path):
 # --- gated FFNs (issue 13) ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_gated_transformer_trains_with_fused_fc1_and_the_spec_in_its_checkpoint(gated):
     checkpoint, log = gated
     state = _state(checkpoint)
@@ -527,6 +538,7 @@ def _parameter_counts(bin_dir: str) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 def test_gated_parameter_count_matches_the_ungated_model(data, gated):
     counts = isolated(_parameter_counts, str(data.bin_dir))
     assert abs(counts["swiglu"] - counts["relu"]) / counts["relu"] < 0.01
@@ -563,6 +575,7 @@ def _glu_relu_against_hand_written() -> float:
     return (ffn - hand).abs().max().item()
 
 
+@pytest.mark.slow
 def test_glu_relu_equals_the_hand_written_gated_ffn():
     assert isolated(_glu_relu_against_hand_written) < 1e-5
 
@@ -596,6 +609,7 @@ def _swaps(checkpoint: str, ungated: str) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_gated_and_ungated_swaps_are_refused_gate_swaps_allowed(gated, trained):
     out = isolated(_swaps, str(gated[0]), str(trained))
     assert out["gated->gated"] == "ok"
@@ -603,6 +617,7 @@ def test_gated_and_ungated_swaps_are_refused_gate_swaps_allowed(gated, trained):
         assert "gated" in out[name] and "shape" in out[name], out[name]
 
 
+@pytest.mark.slow
 def test_a_gated_checkpoint_reloads_bit_identically_in_every_tool(data, gated):
     checkpoint = gated[0]
     generated = generate(data, checkpoint)
