@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from search.translation_child import TranslationChildConfig, evaluate_translation
 from workbench.image.train import AugmentConfig, TrainConfig
 
 _DATA: dict[tuple, Any] = {}
@@ -52,8 +53,18 @@ def _proxy_train() -> TrainConfig:
 
 @dataclass
 class ChildConfig:
-    """How a candidate is scored (the recipe's `child:` section)."""
+    """How a candidate is scored (the recipe's `child:` section).
 
+    `kind: image` (the paper's) trains an image model with the fields below; `kind:
+    translation` trains a Transformer described by `translation:` (see translation_child).
+    """
+
+    kind: Literal["image", "translation"] = field(
+        default="image", metadata={"help": "an image model, or a fairseq Transformer"}
+    )
+    translation: TranslationChildConfig | None = field(
+        default=None, metadata={"help": "kind translation: the Transformer, corpus and reward"}
+    )
     model: str = field(default="mlp", metadata={"help": "workbench.image model name"})
     model_args: dict[str, Any] = field(
         default_factory=lambda: {"hidden": 64, "depth": 2},
@@ -76,8 +87,12 @@ class ChildConfig:
     )
 
 
-def reward_name(reward: str) -> str:
+def reward_name(reward: str, child: ChildConfig | None = None) -> str:
     """What a reward is, for table headers and signatures."""
+    if child is not None and child.kind == "translation":
+        from search.translation_child import describe
+
+        return describe(child.translation or TranslationChildConfig())[2]
     if reward == "likelihood":
         return "validation likelihood 100·exp(−loss) (%)"
     return "validation accuracy (%)"
@@ -132,6 +147,11 @@ def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
         cfg = from_dict(ChildConfig, job["child"])
         device = job.get("device", "cpu")
         torch.set_num_threads(cfg.threads)
+        if cfg.kind == "translation":
+            _test_kill(job["formula"])
+            tcfg = cfg.translation or TranslationChildConfig()
+            out.update(evaluate_translation(job["formula"], tcfg, cfg.seed, device))
+            return out
         data = _data(cfg)
         _test_kill(job["formula"])
         torch.manual_seed(cfg.seed)

@@ -61,6 +61,13 @@ class SpaceConfig:
         default=None, metadata={"check": _subset(BINARY), "help": "binary subset (default: all 10)"}
     )
     eps: float = field(default=1e-3, metadata={"help": "ε of log(|x|+ε) and x1/(x2+ε)"})
+    gated: bool = field(
+        default=False,
+        metadata={
+            "help": "candidates are gated specs glu(<gate>): the final unit multiplies the gate "
+            "of one projection by a second projection (x1 != x2), as in a gated FFN"
+        },
+    )
 
 
 @dataclass
@@ -147,11 +154,17 @@ REFERENCES = ("relu", "swish1", "identity")
 
 
 def child_variant(base: ChildConfig, overrides: dict[str, Any] | None, path: str) -> ChildConfig:
-    """`base` with `overrides` deep-merged in, validated (RecipeError names `path`)."""
+    """`base` with `overrides` deep-merged in, validated (RecipeError names `path`).
+
+    Sections merge key by key, except `model_args`, which a given one replaces: the keyword
+    arguments of one model (an MLP's `hidden`) mean nothing to another (ResNet-20)."""
     from workbench.recipe import deep_merge
     from workbench.schema import from_dict, to_dict
 
-    return from_dict(ChildConfig, deep_merge(to_dict(base), overrides or {}), path=path)
+    merged = deep_merge(to_dict(base), overrides or {})
+    if overrides and "model_args" in overrides:
+        merged["model_args"] = dict(overrides["model_args"] or {})
+    return from_dict(ChildConfig, merged, path=path)
 
 
 def child_hash(child: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ probe at its initial β = 1, where every training starts. Design choices:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -106,19 +107,31 @@ def classify(vals: np.ndarray) -> str | None:
     return None
 
 
-def analyse_expr(expr: Expr, tokens: Sequence[str] = ()) -> Candidate:
-    """Formula, probe fingerprint and degenerate check of a formula tree."""
+def analyse_expr(expr: Expr, tokens: Sequence[str] = (), gated: bool = False) -> Candidate:
+    """Formula, probe fingerprint and degenerate check of a formula tree (of the gate, for a
+    gated candidate `glu(<expr>)`: a gated and an ungated candidate never share a class)."""
     vals = probe(expr)
-    return Candidate(list(tokens), to_formula(expr), fingerprint(vals), classify(vals))
+    text = to_formula(expr)
+    key = fingerprint(vals)
+    if gated:
+        text, key = f"glu({text})", f"glu:{key}"
+    return Candidate(list(tokens), text, key, classify(vals))
 
 
 def analyse(space: Space, tokens: Sequence[str]) -> Candidate:
     """Formula, probe fingerprint and degenerate check of a token sequence."""
-    return analyse_expr(space.expr(tokens), tokens)
+    return analyse_expr(space.expr(tokens), tokens, gated=space.gated)
+
+
+_GLU = re.compile(r"glu\((.*)\)", re.DOTALL)
 
 
 def analyse_formula(formula: str) -> Candidate:
-    """The same analysis of a stored formula string (reuse keys results by their formula)."""
+    """The same analysis of a stored spec (reuse keys results by their formula); a gated spec
+    `glu(<formula>)` is analysed through its gate."""
+    m = _GLU.fullmatch(formula.strip())
+    if m:
+        return analyse_expr(parse(m.group(1)), gated=True)
     return analyse_expr(parse(formula))
 
 

@@ -23,6 +23,7 @@ from search.journal import JOURNAL_FILE, Journal, Proposal
 from search.ranking import best_by_activation, function_key, reward_rows, to_confirm, write_top
 from search.space import Space
 from search.strategies import make_strategy
+from search.translation_child import TranslationChildConfig, describe
 from workbench import records
 from workbench.activations import ActivationError
 from workbench.schema import to_dict
@@ -33,7 +34,7 @@ PERIODIC = ("sin", "cos")
 
 def make_space(cfg: SearchConfig) -> Space:
     sp = cfg.space
-    return Space(sp.core_units, sp.unary, sp.binary, sp.eps)
+    return Space(sp.core_units, sp.unary, sp.binary, sp.eps, gated=sp.gated)
 
 
 def load_reuse(cfg: SearchConfig, chash: str) -> dict[str, dict[str, Any]]:
@@ -70,13 +71,26 @@ def load_reuse(cfg: SearchConfig, chash: str) -> dict[str, dict[str, Any]]:
 
 
 def _hparams(child: ChildConfig) -> dict[str, Any]:
+    if child.kind == "translation":
+        t = (child.translation or TranslationChildConfig()).train
+        return {"updates": t.max_update, "lr": t.lr[0], "max_tokens": t.max_tokens}
     return {"steps": child.train.steps, "lr": child.train.lr, "batch": child.train.batch_size}
 
 
+def child_labels(child: ChildConfig) -> tuple[str, str]:
+    """(model, dataset) of a child, as rows name them."""
+    if child.kind == "translation":
+        model, dataset, _ = describe(child.translation or TranslationChildConfig())
+        return model, dataset
+    return child.model, child.data
+
+
 def _signature(child: ChildConfig) -> str:
+    model, dataset = child_labels(child)
+    steps = _hparams(child).get("updates", child.train.steps)
     return (
-        f"search child: {child.model} on {child.data}, {child.train.steps} steps, "
-        f"child seed {child.seed}; reward = {reward_name(child.reward)}"
+        f"search child: {model} on {dataset}, {steps} steps, "
+        f"child seed {child.seed}; reward = {reward_name(child.reward, child)}"
     )
 
 
@@ -92,9 +106,10 @@ def record_child(
 ) -> None:
     """One reward row for one trained child (every phase writes this layout)."""
     ok = status == "ok"
+    model, dataset = child_labels(child)
     ctx.record(
-        model=child.model,
-        dataset=child.data,
+        model=model,
+        dataset=dataset,
         activation=spec,
         metric="reward",
         split="val",
@@ -106,13 +121,16 @@ def record_child(
             "phase": phase,
             "child_hash": child_hash(to_dict(child)),
             "child_seed": child.seed,
-            "reward_kind": child.reward,
+            "reward_kind": child.reward
+            if child.kind == "image"
+            else (child.translation or TranslationChildConfig()).reward,
             "semantics": semantics_version(),
             "wall_s": result.get("wall_s"),
             "val_loss": result.get("val_loss"),
             "val_accuracy": result.get("val_accuracy"),
             "beta_mean": result.get("beta_mean"),
             "error": result.get("error"),
+            "bleu": result.get("bleu"),
             **extra,
         },
     )
@@ -334,7 +352,7 @@ def run_confirm(cfg: SearchConfig, ctx: RunContext) -> dict[str, int]:
         )
     jobs = confirm_jobs(cfg, rows)
     counts = _train_children(cfg, ctx, jobs, "confirm", "confirmation")
-    write_top(ctx.run_dir, cfg.top_k, reward_name(cfg.child.reward))
+    write_top(ctx.run_dir, cfg.top_k, reward_name(cfg.child.reward, cfg.child))
     ctx.log.info("confirmation: %s", counts)
     return counts
 
@@ -353,9 +371,10 @@ def run_fidelity(cfg: SearchConfig, ctx: RunContext) -> dict[str, Any]:
     summary: dict[str, Any] = dict(counts, pairs=len(pairs))
     if len(pairs) >= 3:
         res = fid.spearman_ci(pairs, f.bootstrap, f.confidence, seed=0)
+        target_model, target_data = child_labels(target)
         ctx.record(
-            model=target.model,
-            dataset=target.data,
+            model=target_model,
+            dataset=target_data,
             metric="proxy_spearman",
             split="val",
             value=res.rho,

@@ -15,6 +15,13 @@ The activation is the last unit's output. Design choices:
 - β is the formula language's trainable `beta` (initialised to 1 by the activations library).
   Every β of a candidate is the same parameter (one `beta` per activation site), a
   simplification: the paper does not say whether the β's of one candidate are tied.
+- A gated space (`gated=True`) is the paper's final core unit with x1 ≠ x2, as a gated FFN
+  provides them: the layer computes two projections a = xW and b = xV, and the candidate is
+  b_final(u1(a), u2(b)) with b_final = multiplication and u2 = identity, i.e. g(a) · b, where the
+  gate g is any candidate of the ungated space (its core units over a). That is exactly what the
+  gated spec form `glu(<gate>)` of the formula language expresses, so gated candidates are the
+  specs `glu(<formula>)`; the language has no spec for other final binary functions of two
+  projections (max(g(a), b), ...), so this space does not propose them.
 """
 
 from __future__ import annotations
@@ -181,7 +188,9 @@ class Space:
         unary: Sequence[str] | None = None,
         binary: Sequence[str] | None = None,
         eps: float = EPS,
+        gated: bool = False,
     ):
+        self.gated = bool(gated)
         self.core_units = tuple(sorted(set(int(u) for u in core_units)))
         if not self.core_units or self.core_units[0] < 1:
             raise SpaceError(f"core_units must be a list of integers >= 1, got {list(core_units)}")
@@ -245,7 +254,8 @@ class Space:
         return out
 
     def expr(self, tokens: Sequence[str]) -> Expr:
-        """The candidate as a formula tree of the workbench formula language."""
+        """The candidate as a formula tree of the workbench formula language (in a gated space:
+        the gate's)."""
         outs: list[Expr] = []
         for in1, in2, u1, u2, b in self.core_units_of(tokens):
             a1 = X if in1 == "x" else outs[int(in1[1:])]
@@ -254,8 +264,10 @@ class Space:
         return outs[-1]
 
     def formula(self, tokens: Sequence[str]) -> str:
-        """The candidate as a canonical formula string (the formula language's own printer)."""
-        return to_formula(self.expr(tokens))
+        """The candidate as a canonical spec: the formula language's own printing of its tree,
+        wrapped as `glu(<gate>)` in a gated space."""
+        text = to_formula(self.expr(tokens))
+        return f"glu({text})" if self.gated else text
 
     def used_core_units(self, tokens: Sequence[str]) -> int:
         """Core units the output actually depends on (earlier units may be left unused)."""

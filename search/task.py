@@ -46,13 +46,16 @@ from workbench.tasks.base import Progress, Recipe, RunContext, Tags, Task, Unit
 
 _CPU_S_PER_CANDIDATE = 0.5  # the CPU proxy child (MLP, 300 steps), for --dry-run estimates
 # Rough CPU seconds per training step relative to that MLP, for estimates of other children.
-_MODEL_COST = {"mlp": 1.0, "small_cnn": 8.0, "resnet20": 60.0}
+_MODEL_COST = {"mlp": 1.0, "small_cnn": 20.0, "resnet20": 400.0}
 
 
 def child_cost(child: Any) -> float:
     """Rough CPU seconds to train one child (for --dry-run)."""
+    if child.kind == "translation":
+        t = child.translation.train if child.translation else None
+        return 30.0 + (t.max_update if t else 300) / 4.0  # the translation task's own guess
     steps = child.train.steps or 300
-    factor = _MODEL_COST.get(child.model.lower(), 60.0)
+    factor = _MODEL_COST.get(child.model.lower(), 400.0)
     return _CPU_S_PER_CANDIDATE * steps / 300.0 * factor
 
 
@@ -103,8 +106,19 @@ class SearchTask(Task):
                 ("fidelity.child", child_variant(cfg.child, cfg.fidelity.child, "fidelity.child"))
             )
         for where, child in children:
+            if child.kind == "translation":
+                continue  # the translation stack validates its data when it prepares it
             if child.data.endswith(".npz") and not Path(child.data).exists():
                 raise RecipeError(f"file not found: {child.data}", path=f"{where}.data")
+            if cfg.space.gated:
+                from workbench.image.models import gated_support
+
+                reason = gated_support(child.model)
+                if reason:
+                    raise RecipeError(
+                        f"a gated space needs a child that takes gated specs: {reason}",
+                        path=f"{where}.model",
+                    )
         for i, spec in enumerate(cfg.references):
             try:
                 check_spec(spec)
@@ -115,7 +129,7 @@ class SearchTask(Task):
                 raise RecipeError(f"no {records.RESULTS_FILE} in {d}", path=f"reuse[{i}]")
         if "exhaustive" in strategies(cfg.strategy):
             sp = cfg.space
-            raw = Space(sp.core_units, sp.unary, sp.binary, sp.eps).raw_count()
+            raw = Space(sp.core_units, sp.unary, sp.binary, sp.eps, gated=sp.gated).raw_count()
             if raw > MAX_RAW:
                 raise RecipeError(
                     f"exhaustive search over {raw:,} raw candidates (limit {MAX_RAW:,}); "

@@ -244,3 +244,19 @@ def test_one_unit_distinct_count_is_consistent():
     # every candidate is a valid spec the rest of the workbench accepts
     for c in cands[:: max(1, len(cands) // 50)]:
         assert check_spec(c.formula) == c.formula
+
+
+def test_gated_space_candidates_are_gated_specs_of_their_gate():
+    from search.dedup import analyse_formula
+
+    sp = Space(gated=True)
+    tokens = ["x", "sigmoid", "mul"]
+    assert sp.formula(tokens) == "glu(x * sigmoid(x))"
+    assert check_spec(sp.formula(tokens)) == sp.formula(tokens)
+    gated = analyse(sp, tokens)
+    plain = analyse(Space(), tokens)
+    # the gate's function class, but never the ungated candidate's class
+    assert gated.key == "glu:" + plain.key and gated.formula == "glu(x * sigmoid(x))"
+    assert analyse_formula("glu(x * sigmoid(x))").key == gated.key
+    assert analyse_formula("x * sigmoid(x)").key == plain.key
+    assert analyse(sp, ["beta", "beta", "mul"]).degenerate == "constant"  # a constant gate
