@@ -206,6 +206,7 @@ def test_reuse_skips_failed_rows_and_another_semantics_version(tmp_path, ppo_run
     assert sequence(again) == sequence(rows)
 
 
+@pytest.mark.slow
 def test_report_sections_and_evaluations_to_top_percent(tmp_path):
     space = {"unary": ["x", "neg", "sin", "sigmoid", "tanh"], "binary": ["add", "mul", "max"]}
     rc, ex_rows = run(tmp_path, "exh", strategy="exhaustive", budget=1000, space=space)

@@ -84,6 +84,7 @@ def test_an_environment_error_in_the_first_children_stops_the_search(tmp_path):
     assert not (out / "top.json").exists()
 
 
+@pytest.mark.slow
 def test_a_child_killed_once_is_retried_and_the_search_is_unchanged(tmp_path, monkeypatch):
     target = first_formulas(3)[2]
     ref = tmp_path / "ref"
@@ -103,6 +104,7 @@ def test_a_child_killed_once_is_retried_and_the_search_is_unchanged(tmp_path, mo
     assert any(a == target for _, a, _ in seq(out))
 
 
+@pytest.mark.slow
 def test_a_child_that_keeps_killing_its_worker_is_an_error_not_a_reward(tmp_path, monkeypatch):
     """Its pool-mates lose nothing (they rerun); it is reported after its second death, with
     no row; the search goes on and its batch learns from the others."""

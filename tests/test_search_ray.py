@@ -88,6 +88,7 @@ def test_ray_executor_starts_ray_itself_and_stops_it(tmp_path, inline_run):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ray_children_ask_for_a_gpu_on_cuda():
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
