@@ -19,5 +19,6 @@ def test_resnet20_child_on_cuda(shared_data):
     }
     res = evaluate_candidate({"formula": "x * sigmoid(beta * x)", "child": child, "device": "cuda"})
     assert res["status"] == "ok", res.get("error")
-    assert 0.0 < res["reward"] <= 100.0
+    # 60 steps of 128 images: well above chance (10% on 10 balanced classes, 400 val images)
+    assert res["reward"] > 15.0 and res["reward"] == res["val_accuracy"]
     assert res["beta_mean"] != 1.0  # beta was trained
