@@ -127,19 +127,19 @@ fi
 
 # Replace the previous contents in one go: a failed run above leaves the old folder intact.
 rm -rf "$DEST/required" "$DEST/fallback" "$DEST/sdist" "$DEST/data" "$DEST/manifest.tsv" "$DEST/SHA256SUMS"
-for d in required fallback sdist data; do [ -d "$STAGE/$d" ] && mv "$STAGE/$d" "$DEST/"; done
+for d in required fallback sdist data; do if [ -d "$STAGE/$d" ]; then mv "$STAGE/$d" "$DEST/"; fi; done
 {
   printf '# tier\tspec\timport\tfile  (written by scripts/gpu_wheelhouse.sh for CPython %s)\n' "$PY_VERSION"
   cat "$STAGE/list.tsv"
 } >"$DEST/manifest.tsv"
-(cd "$DEST" && find required fallback sdist data -type f 2>/dev/null | sort | xargs sha256sum >SHA256SUMS)
+parts=()
+for d in required fallback sdist data; do [ -d "$DEST/$d" ] && parts+=("$d"); done
+(cd "$DEST" && find "${parts[@]}" -type f | sort | xargs sha256sum >SHA256SUMS)
 
 total=$(du -sb --exclude='.stage.*' "$DEST" | cut -f1)
 repo=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-for d in required fallback sdist data; do
-  [ -d "$DEST/$d" ] && echo "[wheelhouse]   $d: $(mib "$(du -sb "$DEST/$d" | cut -f1)")"
-done
+for d in "${parts[@]}"; do echo "[wheelhouse]   $d: $(mib "$(du -sb "$DEST/$d" | cut -f1)")"; done
 echo "[wheelhouse] total $(mib "$total") ($total bytes) in $DEST; the repository's files: $(mib "$repo")"
 if [ "$total" -gt "$LIMIT_BYTES" ]; then
   echo "gpu_wheelhouse: $(mib "$total") is over the 64 MiB that can be brought to the box" >&2
