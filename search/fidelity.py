@@ -13,6 +13,9 @@ rank correlation between the two rewards, with a bootstrap interval. Design choi
   candidates could have been other ones of the same spread.
 - Both rewards are per function: the proxy's single search run (or the reference child's), the
   target's mean over its seeds; a diverged run is reward 0 on either side.
+- ρ is not stored as a row of its own: it is derived from the fidelity rows (which carry the
+  bootstrap settings), so the report, `workbench status` and the stage's log compute it one way
+  (`correlations`).
 """
 
 from __future__ import annotations
@@ -123,3 +126,35 @@ def spearman_ci(
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
     return Correlation(rho, float(low), float(high), len(x))
+
+
+@dataclass
+class Fidelity:
+    """One target child's correlation with the proxy, for reports."""
+
+    target: records.Row  # a fidelity row (model, dataset, child hash, settings)
+    pairs: list[tuple[float, float, str]]
+    correlation: Correlation
+    references: set[str]  # the specs among `pairs` that are reference children
+
+
+def correlations(rows: list[records.Row]) -> list[Fidelity]:
+    """Spearman's ρ and its interval for every target child that has fidelity rows."""
+    targets: dict[str, records.Row] = {}
+    for r in reward_rows(rows, "fidelity"):
+        targets.setdefault(r.field("child_hash"), r)
+    out = []
+    for chash, first in targets.items():
+        data = pairs(rows, chash)
+        if len(data) < 3:
+            continue
+        corr = spearman_ci(
+            data, int(first.field("bootstrap", 2000)), float(first.field("confidence", 0.95))
+        )
+        refs = {
+            r["activation"]
+            for r in reward_rows(rows, "fidelity")
+            if r.field("child_hash") == chash and r.field("reference")
+        }
+        out.append(Fidelity(first, data, corr, refs))
+    return out

@@ -31,7 +31,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from search.fidelity import pairs
+from search.fidelity import Fidelity, correlations
 from search.ranking import (
     Confirmed,
     best_by_activation,
@@ -233,38 +233,37 @@ def _confirmation(confirmed: list[Confirmed], best: list[Row], out_dir: Path) ->
 
 
 def _fidelity(rows: list[Row], out_dir: Path) -> Section | None:
-    summaries = [
-        r for r in rows if r.get("metric") == "proxy_spearman" and r.get("task") == "search"
-    ]
-    if not summaries:
+    found = correlations(rows)
+    if not found:
         return None
     section = Section("Search: proxy fidelity", [])
-    table = Table(
-        columns=["target child", "functions", "Spearman's rho", "interval", "bootstrap"],
-        align=["", "r", "r", "", "r"],
-    )
-    for s in summaries:
-        conf = s.field("confidence", 0.95)
-        table.add(
-            f"{s.get('model')} on {s.get('dataset')}",
-            s.field("n"),
-            _num(s["value"], 3),
-            Cell(f"{s.field('ci_low'):.3f} – {s.field('ci_high'):.3f} ({conf:.0%})"),
-            s.field("bootstrap"),
+    for f in found:
+        t, c = f.target, f.correlation
+        conf = float(t.field("confidence", 0.95))
+        table = Table(
+            columns=["target child", "functions", "Spearman's rho", "interval", "bootstrap"],
+            align=["", "r", "r", "", "r"],
+            signatures=[
+                f"target: {t.get('signature')}; proxy: the search's own child (single search "
+                "runs; reference children for relu, swish1, identity); percentile bootstrap "
+                "over functions, seed 0"
+            ],
         )
-        table.signatures.append(str(s.get("signature")))
-        data = pairs(rows, s.field("child_hash"))
-        plot = _plot_scatter(data, s, out_dir)
-        if plot is not None:
-            section.add(table)
-            section.add(Figure(plot, "proxy reward vs target reward"))
-            table = Table(columns=table.columns, align=table.align)
-    if table.rows:
+        table.add(
+            f"{t.get('model')} on {t.get('dataset')}",
+            c.n,
+            _num(c.rho, 3),
+            Cell(f"{c.low:.3f} – {c.high:.3f} ({conf:.0%})", sort=c.low),
+            t.field("bootstrap"),
+        )
         section.add(table)
+        plot = _plot_scatter(f, out_dir)
+        if plot is not None:
+            section.add(Figure(plot, "proxy reward vs target reward"))
     return section
 
 
-def _plot_scatter(data: list[tuple[float, float, str]], summary: Row, out_dir: Path) -> Path | None:
+def _plot_scatter(f: Fidelity, out_dir: Path) -> Path | None:
     try:
         import matplotlib
 
@@ -272,27 +271,22 @@ def _plot_scatter(data: list[tuple[float, float, str]], summary: Row, out_dir: P
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    if not data:
-        return None
+    data, c, target = f.pairs, f.correlation, f.target
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    refs = {"relu", "swish1", "identity"}
-    xs = [p for p, _, s in data if s not in refs]
-    ys = [t for _, t, s in data if s not in refs]
+    xs = [p for p, _, s in data if s not in f.references]
+    ys = [t for _, t, s in data if s not in f.references]
     ax.scatter(xs, ys, s=16, alpha=0.75, label="candidates")
     for p, t, spec in data:
-        if spec in refs:
+        if spec in f.references:
             ax.scatter([p], [t], s=40, marker="D", color="k")
             ax.annotate(spec, (p, t), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xlabel(f"proxy child reward (%), {summary.field('n')} functions")
-    ax.set_ylabel(f"{summary.get('model')} reward (%)")
-    ax.set_title(
-        f"Spearman rho {summary['value']:.2f} "
-        f"[{summary.field('ci_low'):.2f}, {summary.field('ci_high'):.2f}]",
-        fontsize=10,
-    )
+    ax.set_xlabel(f"proxy child reward (%), {c.n} functions")
+    ax.set_ylabel(f"{target.get('model')} reward (%)")
+    ax.set_title(f"Spearman rho {c.rho:.2f} [{c.low:.2f}, {c.high:.2f}]", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    name = f"search_fidelity_{summary.field('child_hash')}.png"
+    name = f"search_fidelity_{target.field('child_hash')}.png"
     fig.tight_layout()
     fig.savefig(out_dir / name, dpi=120)
     plt.close(fig)

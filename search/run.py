@@ -364,38 +364,15 @@ def run_fidelity(cfg: SearchConfig, ctx: RunContext) -> dict[str, Any]:
     target = child_variant(cfg.child, f.child, "fidelity.child")
     rows = records.read_rows(ctx.run_dir)
     picked = fid.spread_over_range(rows, f.n)
-    jobs = [(r["activation"], target, {"key": function_key(r)}) for r in picked]
-    jobs += [(name, target, {"reference": True}) for name in cfg.references]
+    stats = {"bootstrap": f.bootstrap, "confidence": f.confidence}
+    jobs = [(r["activation"], target, {"key": function_key(r), **stats}) for r in picked]
+    jobs += [(name, target, {"reference": True, **stats}) for name in cfg.references]
     counts = _train_children(cfg, ctx, jobs, "fidelity", "fidelity")
+    # The correlation is derived from these rows (reports and status compute it the same way).
     pairs = fid.pairs(records.read_rows(ctx.run_dir), child_hash(to_dict(target)))
     summary: dict[str, Any] = dict(counts, pairs=len(pairs))
     if len(pairs) >= 3:
         res = fid.spearman_ci(pairs, f.bootstrap, f.confidence, seed=0)
-        target_model, target_data = child_labels(target)
-        ctx.record(
-            model=target_model,
-            dataset=target_data,
-            metric="proxy_spearman",
-            split="val",
-            value=res.rho,
-            status="ok",
-            signature=(
-                f"Spearman's rho between the search child's reward ({cfg.child.model}, "
-                f"{cfg.child.train.steps} steps) and the target child's ({target.model}, "
-                f"{target.train.steps} steps) over {len(pairs)} functions; "
-                f"{f.bootstrap} bootstrap resamples, percentile interval"
-            ),
-            extra={
-                "phase": "fidelity",
-                "ci_low": res.low,
-                "ci_high": res.high,
-                "confidence": f.confidence,
-                "n": len(pairs),
-                "bootstrap": f.bootstrap,
-                "child_hash": child_hash(to_dict(target)),
-                "proxy_child_hash": child_hash(to_dict(cfg.child)),
-            },
-        )
         summary.update(rho=res.rho, low=res.low, high=res.high)
     ctx.log.info("fidelity: %s", summary)
     return summary

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from search.config import SearchConfig, child_variant, strategies
+from search.fidelity import correlations
 from search.journal import JOURNAL_FILE, read_progress
 from search.ranking import best_by_activation, confirmed_ranking, references, reward_rows
 from search.report import search_report
@@ -260,10 +261,10 @@ class SearchTask(Task):
             for i, c in enumerate(confirmed[:5], 1):
                 tag = " (reference)" if c.reference else ""
                 lines.append(f"  {i}. {c.score:.2f}  {c.spec}{tag}")
-        for r in rows:
-            if r.get("metric") == "proxy_spearman" and r.get("value") is not None:
-                lines.append(
-                    f"proxy fidelity: Spearman rho {r['value']:.3f} "
-                    f"[{r.field('ci_low'):.3f}, {r.field('ci_high'):.3f}] over {r.field('n')}"
-                )
+        for f in correlations(rows):
+            c = f.correlation
+            lines.append(
+                f"proxy fidelity vs {f.target.get('model')}: Spearman rho {c.rho:.3f} "
+                f"[{c.low:.3f}, {c.high:.3f}] over {c.n} functions"
+            )
         return lines

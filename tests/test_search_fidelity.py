@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from search.fidelity import pairs, spearman, spearman_ci, spread_over_range
+from search.fidelity import correlations, pairs, spearman, spearman_ci, spread_over_range
 from search.ranking import reward_rows
 from search.report import search_report
 from workbench import records
@@ -104,13 +104,17 @@ def test_fidelity_stage_end_to_end(tmp_path):
     assert {r["extra"]["child_hash"] for r in fid} != {
         r["extra"]["child_hash"] for r in reward_rows(rows, "search")
     }
-    (summary,) = [r for r in rows if r.get("metric") == "proxy_spearman"]
-    data = pairs(rows, summary["extra"]["child_hash"])
-    assert len(data) == summary["extra"]["n"] == 9
-    assert summary["value"] == pytest.approx(
-        spearman([p for p, _, _ in data], [t for _, t, _ in data])
-    )
-    assert summary["extra"]["ci_low"] <= summary["value"] <= summary["extra"]["ci_high"]
+    assert not [r for r in rows if r.get("metric") not in ("reward", None)]  # rho is derived
+    (found,) = correlations(rows)
+    data = pairs(rows, fid[0]["extra"]["child_hash"])
+    assert found.pairs == data and found.correlation.n == len(data) == 9
+    rho = spearman([p for p, _, _ in data], [t for _, t, _ in data])
+    assert found.correlation.rho == pytest.approx(rho)
+    assert found.correlation.low <= rho <= found.correlation.high
     text = "\n".join(markdown.section(s) for s in search_report(rows, tmp_path / "report"))
-    assert "proxy fidelity" in text and f"{summary['value']:.3f}" in text
+    assert "proxy fidelity" in text and f"{rho:.3f}" in text
     assert list((tmp_path / "report").glob("search_fidelity_*.png"))
+    # the whole report (generic tables and all) renders with the fidelity rows in it
+    from workbench.report import build_report
+
+    build_report([out], tmp_path / "full")
