@@ -55,3 +55,41 @@ def test_gated_recipe_validates_and_gated_space_needs_a_gated_child():
         build_recipe(base)
     ok = build_recipe({**base, "child": SHORT, "references": ["relu", "swiglu"]})
     assert ok.config.space.gated and ok.config.child.kind == "translation"
+
+
+@pytest.mark.slow
+def test_a_gated_search_with_the_translation_child_end_to_end(tmp_path):
+    """The gated space through the runner: its candidates are glu(<gate>) specs trained by the
+    real fairseq, beside swiglu's reference child, and top.json hands out gated specs."""
+    from search.ranking import reward_rows
+    from workbench import records
+    from workbench.runner import execute
+    from workbench.topfile import read_top
+
+    recipe = {
+        "task": "search",
+        "device": "cpu",
+        "space": {
+            "core_units": [1],
+            "gated": True,
+            "unary": ["x", "tanh", "sigmoid"],
+            "binary": ["mul", "add"],
+        },
+        "strategy": "random",
+        "budget": 2,
+        "batch_size": 2,
+        "child": SHORT,
+        "references": ["swiglu"],
+        "confirm": {"n": 0},
+        "executor": {"kind": "inline"},
+    }
+    out = tmp_path / "run"
+    assert execute(build_recipe(recipe), out) == 0
+    rows = records.read_rows(out)
+    found = reward_rows(rows, "search")
+    assert len(found) == 2 and all(r["activation"].startswith("glu(") for r in found)
+    assert all(r["status"] == "ok" and r["value"] > 0.1 for r in found)
+    assert all(r["model"] == "transformer 2+2L d128" for r in found)
+    (ref,) = reward_rows(rows, "reference")
+    assert ref["activation"] == "swiglu" and ref["status"] == "ok"
+    assert read_top(out, 2) == [r["activation"] for r in sorted(found, key=lambda r: -r["value"])]
