@@ -93,13 +93,22 @@ def time_ratio(walls: dict[tuple, list[float]], comps: list[Comparison]) -> floa
 
 
 def _seeds_text(comps: list[Comparison]) -> str:
+    """Seeds per side, per task when the tasks differ; a single-seed bootstrap says what it
+    does not cover."""
     tested = [c for c in comps if c.outcome != "unfinished"] or comps
-    counts = sorted({c.n_seeds for c in tested})
-    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    text = f"{n} seed{'s' if counts[-1] != 1 else ''}"
-    if counts == [1] and any(c.method == BOOTSTRAP for c in tested):
-        text += " (bootstrap over test sentences; seed variance not covered)"
-    return text
+    by_task: dict[str | None, list[Comparison]] = defaultdict(list)
+    for c in tested:
+        by_task[c.task].append(c)
+    parts = []
+    for task, cs in by_task.items():
+        counts = sorted({c.n_seeds for c in cs})
+        n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+        text = f"{n} seed{'s' if counts[-1] != 1 else ''}"
+        notes = [str(task)] if len(by_task) > 1 else []
+        if counts == [1] and any(c.method == BOOTSTRAP for c in cs):
+            notes.append("bootstrap over test sentences; seed variance not covered")
+        parts.append(text + (f" ({': '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
 
 
 def _sentence(comps: list[Comparison], walls: dict[tuple, list[float]], several: bool) -> str:
@@ -115,22 +124,18 @@ def _sentence(comps: list[Comparison], walls: dict[tuple, list[float]], several:
         return ", ".join(f"{c.where(several)} {_link(c)}" for c in cs)
 
     parts = []
-    if decided:
-        if wins:
-            parts.append(
-                f"better on {len(wins)} of {len(decided)} {unit} (p < {ALPHA:g}: {refs(wins)})"
-            )
+    n = len(decided)
+    if wins:
+        parts.append(f"better on {len(wins)} of {n} {unit} (p < {ALPHA:g}: {refs(wins)})")
         if losses:
-            parts.append(
-                f"worse on {len(losses)} of {len(decided)} (p < {ALPHA:g}: {refs(losses)})"
-            )
-        elif wins:
+            parts.append(f"worse on {len(losses)} (p < {ALPHA:g}: {refs(losses)})")
+        else:
             parts.append("no worse on any")
-        if not wins and not losses:
-            ties = [c for c in decided if c.outcome == "tie"]
-            parts.append(
-                f"no significant difference on {len(decided)} {unit} (p ≥ {ALPHA:g}: {refs(ties)})"
-            )
+    elif losses:
+        parts.append(f"worse on {len(losses)} of {n} {unit} (p < {ALPHA:g}: {refs(losses)})")
+        parts.append("better on none")
+    elif decided:
+        parts.append(f"no significant difference on {n} {unit} (p ≥ {ALPHA:g}: {refs(decided)})")
     if few:
         parts.append(f"no verdict on {len(few)}: too few seeds (fewer than 3; {refs(few)})")
     if open_:
@@ -140,11 +145,8 @@ def _sentence(comps: list[Comparison], walls: dict[tuple, list[float]], several:
     ratio = time_ratio(walls, comps)
     if ratio is not None:
         parts.append(f"{ratio:.2f}× {c0.baseline}'s training time")
-    return (
-        f"{activation_text(c0.candidate)} vs {activation_text(c0.baseline)}: "
-        + "; ".join(parts)
-        + "."
-    )
+    subject = f"{activation_text(c0.candidate)} vs {activation_text(c0.baseline)}"
+    return f"{subject}: " + "; ".join(parts) + "."
 
 
 def verdict_section(
