@@ -34,7 +34,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;vertical-align:top}
 th{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"} th[aria-sort=descending]::after{content:" \\25BC"}
-td.r,th.r{text-align:right} tr:target{background:#fff8c5}
+td.r,th.r{text-align:right} td[data-sort]{white-space:nowrap} tr:target{background:#fff8c5}
 code{background:#f0f2f4;padding:0 3px;border-radius:3px;font-size:12.5px}
 ul.notes{font-size:12.5px;color:#57606a;margin:4px 0 12px}
 img.figure{max-width:100%;height:auto;display:block;margin:8px 0;border:1px solid #eaecef}
