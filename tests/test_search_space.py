@@ -238,6 +238,13 @@ def test_one_unit_distinct_count_is_consistent():
     cands, stats = distinct_candidates(sp, sp.enumerate(1))
     assert stats.raw == 6250
     assert stats.distinct == len(cands) == stats.numeric - stats.degenerate
+    # the figures search/README.md gives: a change of the probe or the semantics shows here
+    assert (stats.canonical, stats.numeric, stats.degenerate, stats.distinct) == (
+        6225,
+        4033,
+        10,
+        4023,
+    )
     assert stats.distinct < stats.canonical <= stats.raw
     assert len({c.key for c in cands}) == len(cands)
     assert len({c.formula for c in cands}) == len(cands)
