@@ -183,9 +183,9 @@ a_pytest a 150 pytest -m gpu (without tests/test_translation_*)
 d_search d 150 16 ResNet-20 search children through the local pool
 e_bench e 120 workbench bench activations
 c_eager c 70 ResNet-20 one epoch, eager
-c_compile c 170 ResNet-20 one epoch, train.compile
 b_fp16 b 120 WMT base Transformer, 200 updates, fp16
 b_bf16 b 120 WMT base Transformer, 200 updates, bf16
+c_compile c 170 ResNet-20 one epoch, train.compile
 a_pytest_fairseq a 100 pytest -m gpu tests/test_translation_*
 "
 step_field() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' <<<"$STEP_TABLE"; }
@@ -573,8 +573,8 @@ dry_run() {
   local argv_file=$S/argv.bin name n=0
   : >"$argv_file"
   echo "gpu_check --dry-run: data $DATA, work $WORK, python $PY, budget ${BUDGET}s"
-  echo "order: a_pytest and d_search side by side (fairseq builds meanwhile), then alone e_bench," \
-    "c_eager, c_compile, b_fp16, b_bf16 (after the build), a_pytest_fairseq"
+  echo "order: a_pytest and d_search side by side (fairseq builds meanwhile), then one at a time" \
+    "e_bench, c_eager, b_fp16 and b_bf16 (after the build), c_compile, a_pytest_fairseq"
   echo "install: overlay venv $VENV on python3; wheels from $WH ($( [ -f "$WH/manifest.tsv" ] && echo present || echo "absent: the index instead")); fairseq-fixed built in the background"
   for name in $(step_names); do
     want "$(step_field "$name" 2)" || continue
@@ -667,19 +667,21 @@ wait_step d_search
 # Measurement steps, one at a time.
 want e && run_step e_bench
 want c && run_step c_eager
-want c && run_step c_compile
-if want b || want a; then
-  if [ -n "${BG_PID[0_fairseq_build]:-}" ]; then
-    log "waiting for the fairseq build"
-    wait_step 0_fairseq_build
-  fi
+if [ -n "${BG_PID[0_fairseq_build]:-}" ]; then
+  log "waiting for the fairseq build"
+  wait_step 0_fairseq_build
 fi
 fairseq_ready() {
   "$PY" -c "import fairseq" 2>/dev/null && { [ -x "$(dirname "$PY")/fairseq-train" ] || command -v fairseq-train >/dev/null; }
 }
-for name in b_fp16 b_bf16 a_pytest_fairseq; do
-  want "$(step_field "$name" 2)" || continue
-  if fairseq_ready; then run_step "$name"; else skip_step "$name" "fairseq is not installed (see 0_fairseq_build)"; fi
-done
+fairseq_step() {
+  want "$(step_field "$1" 2)" || return 0
+  if fairseq_ready; then run_step "$1"; else skip_step "$1" "fairseq is not installed (see 0_fairseq_build)"; fi
+}
+# The targets' steps before the long compile step, so a slow compile cannot crowd them out.
+fairseq_step b_fp16
+fairseq_step b_bf16
+want c && run_step c_compile
+fairseq_step a_pytest_fairseq
 for name in "${!BG_PID[@]}"; do wait_step "$name"; done # nothing may outlive the check
 summarize
