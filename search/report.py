@@ -245,7 +245,7 @@ def _fidelity(rows: list[Row], out_dir: Path) -> Section | None:
             align=["", "r", "r", "", "r"],
             signatures=[
                 f"target: {t.get('signature')}; proxy: the search's own child (single search "
-                "runs; reference children for relu, swish1, identity); percentile bootstrap "
+                "runs, and the reference children's); percentile bootstrap "
                 "over functions, seed 0"
             ],
         )
