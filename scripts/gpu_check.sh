@@ -255,8 +255,9 @@ install_env() { # foreground part; starts the fairseq build in the background
       purelib=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
       # The box's own packages (torch first of all) stay visible, behind the overlay's.
       "$BASE_PY" - "$purelib/_gpu_check_base.pth" <<'PYEOF'
-import site, sys
-paths = [p for p in site.getsitepackages() + [site.getusersitepackages()] if p]
+import os, sys
+# Every site directory the box's python reads (its own, inherited system ones, the user's).
+paths = [p for p in sys.path if os.path.isdir(p) and os.path.basename(p) in ("site-packages", "dist-packages")]
 with open(sys.argv[1], "w") as fh:
     for p in paths:
         fh.write(f"import site; site.addsitedir({p!r})\n")
