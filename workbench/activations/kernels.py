@@ -154,11 +154,17 @@ class _Plan:
         return gx.view(self.mem_in).permute(self.inv)
 
 
-def _sum(t: torch.Tensor | float, per_channel: bool, like: torch.Tensor) -> torch.Tensor:
-    """Reduce a full-size parameter gradient to the parameter (per channel: dims 0 and 2)."""
-    if not isinstance(t, torch.Tensor):
-        t = torch.full_like(like, t)
-    return t.sum(dim=(0, 2)) if per_channel else t.sum()
+def _param_grad(t: torch.Tensor, per_channel: bool, dtype: torch.dtype) -> torch.Tensor:
+    """A scalar parameter's gradient: the sum, fused into the kernel. A per-channel one stays
+    full size here and is summed over dims 0 and 2 by `_reduce` outside the compiled function:
+    inductor's CPU code for such strided (column) sums is several times slower than its fused
+    scalar sums or torch's own reduction (measured: 8.6 vs 5.5 ms for 8192x512 float32, one
+    thread, where the elementwise part alone takes 3.1 ms)."""
+    return t if per_channel else t.sum().to(dtype)
+
+
+def _reduce(t: torch.Tensor, per_channel: bool, dtype: torch.dtype) -> torch.Tensor:
+    return t.sum(dim=(0, 2)).to(dtype) if per_channel else t
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -210,7 +216,7 @@ class Kernel:
                 xc, gc, env = x.to(cdt), g.to(cdt), env_of(params)
                 grads = [(gc * dfdx(xc, env)).to(dtype)]
                 for p, d in zip(params, dfdp, strict=True):
-                    grads.append(_sum(gc * d(xc, env), per_channel, xc).to(p.dtype))
+                    grads.append(_param_grad(gc * d(xc, env), per_channel, p.dtype))
                 return tuple(grads)
 
             return forward, backward
@@ -226,7 +232,7 @@ class Kernel:
             gz = torch.stack((ga, gc * value(a, env)), dim=1).to(dtype)
             grads = [gz]
             for p, d in zip(params, dfdp, strict=True):
-                grads.append(_sum(gb_ * d(a, env), per_channel, a).to(p.dtype))
+                grads.append(_param_grad(gb_ * d(a, env), per_channel, p.dtype))
             return tuple(grads)
 
         return gate_forward, gate_backward
@@ -263,13 +269,11 @@ class Kernel:
         """Everything a compiled function's guards could specialise on, so that each compiled
         function meets a single configuration and never recompiles: dtypes, device, which
         canonical dimensions are 1 (dynamo specialises sizes 0 and 1), the inference and
-        autocast modes, and for a backward with parameters whether the gradient reduction has
+        autocast modes, and for a backward with scalar parameters whether the gradient sum has
         more than 4096 elements (inductor's CPU code guards on it to pick a chunked sum)."""
         per_channel = bool(params) and params[0].ndim > 0
-        big_sum = False
-        if which == 1 and params:
-            c = plan.out_canon
-            big_sum = (c[0] * c[-1] if per_channel else math.prod(c)) > _CHUNKED_SUM
+        big_sum = which == 1 and bool(params) and not per_channel
+        big_sum = big_sum and math.prod(plan.out_canon) > _CHUNKED_SUM
         return (
             x.dtype,
             x.device,
@@ -312,7 +316,11 @@ class Kernel:
         key = self._key(1, x, params, plan)
         pcs = self._params(params, per_channel)
         gx, *gps = self._run(1, mode, key, plan.input(x), plan.grad(g), *pcs)
-        return plan.input_grad(gx), [gp.view(p.shape) for gp, p in zip(gps, params, strict=True)]
+        gps = [
+            _reduce(gp, per_channel, p.dtype).view(p.shape)
+            for gp, p in zip(gps, params, strict=True)
+        ]
+        return plan.input_grad(gx), gps
 
     def traced(
         self, x: torch.Tensor, params: Sequence[torch.Tensor], channel_dim: int
