@@ -35,7 +35,12 @@ from typing import Any
 
 import torch
 import torch.fx.experimental._config as fx_config
-from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+try:  # private helpers of dynamo, present in torch 2.1 to 2.13; without them nothing is checked
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+except ImportError:  # pragma: no cover - other torch versions
+    _debug_get_cache_entry_list = None
+_DUCK = hasattr(fx_config, "use_duck_shape")
 
 _SERIAL = itertools.count()
 # torch.compile backend of the kernels. Tests may switch it to dynamo's "eager" backend, which
@@ -111,8 +116,9 @@ class CompiledFn:
                 raise RuntimeError(f"torch.compile failed earlier for activation {self.label!r}")
             count_fallback()
             return self.eager(*args)
-        duck = fx_config.use_duck_shape
-        fx_config.use_duck_shape = False
+        duck = fx_config.use_duck_shape if _DUCK else None
+        if _DUCK:
+            fx_config.use_duck_shape = False
         try:
             out = self.compiled(*args)
         except Exception as exc:
@@ -121,8 +127,12 @@ class CompiledFn:
             self._fail(f"torch.compile failed ({type(exc).__name__}: {_first_line(exc)})")
             return self.eager(*args)
         finally:
-            fx_config.use_duck_shape = duck
-        entries = len(_debug_get_cache_entry_list(self.code))
+            if _DUCK:
+                fx_config.use_duck_shape = duck
+        if _debug_get_cache_entry_list is None:
+            entries = 1
+        else:
+            entries = len(_debug_get_cache_entry_list(self.code))
         if entries == 0:  # dynamo ran the function without compiling it (disabled)
             self._fail("torch.compile did not compile it (is dynamo disabled?)")
             return out
