@@ -95,6 +95,19 @@ def test_html_is_self_contained_and_has_the_markdown_tables(tmp_path):
         assert f'id="{anchor}"' in page
     for name in ("Verdicts", "Wins / ties / losses", "paired bootstrap", "Welch"):
         assert name in page
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+
+
+def test_ids_stay_unique_when_two_sections_share_a_title():
+    from workbench.report import html
+    from workbench.report.model import Section, Table
+
+    twice = [Section("Training speed", [Table(["a"], slug="speed")]) for _ in range(2)]
+    page = html.document(Document("r", sections=twice))
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert ids == ["training-speed", "table-speed", "training-speed-2", "table-speed-2"]
+    assert page.count('href="#training-speed-2"') == 1  # the contents link to the second one
 
 
 def _png_size(path: Path) -> tuple[int, int]:

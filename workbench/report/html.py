@@ -187,7 +187,29 @@ def section(s: Section) -> str:
     )
 
 
+def _unique_ids(doc: Document) -> None:
+    """Section and table ids must be unique in a page (two runs may give two sections the
+    same title): later ones get a -2, -3 ... suffix."""
+    seen: dict[str, int] = {}
+
+    def fresh(name: str) -> str:
+        seen[name] = seen.get(name, 0) + 1
+        return name if seen[name] == 1 else f"{name}-{seen[name]}"
+
+    def visit(s: Section) -> None:
+        s.id = fresh(s.id)
+        for b in s.blocks:
+            if isinstance(b, Section):
+                visit(b)
+            elif isinstance(b, Table) and b.slug:
+                b.slug = fresh(f"table-{b.slug}")[len("table-") :]
+
+    for s in doc.sections:
+        visit(s)
+
+
 def document(doc: Document) -> str:
+    _unique_ids(doc)
     nav = "".join(
         f'<li><a href="#{html.escape(s.id)}">{inline(s.title)}</a></li>' for s in doc.sections
     )
