@@ -138,6 +138,21 @@ def test_inplace_is_accepted_and_ignored(spec):
     assert y.data_ptr() != x.data_ptr()
 
 
+@pytest.mark.parametrize("spec", ["x * sigmoid(beta * x)", "max(x, sigmoid(x))", "swiglu"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_output_may_be_modified_in_place(spec, transposed):
+    # e.g. an in-place dropout or residual add right after the activation
+    torch.manual_seed(0)
+    act = build_activation(spec, channel_dim=-1, backend="eager").double()
+    x = torch.randn(8, 6, dtype=torch.float64)
+    x = (x.t().contiguous().t() if transposed else x).requires_grad_(True)
+    y = act(x)
+    y.mul_(2.0)
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    (want,) = torch.autograd.grad(act(x).sum() * 2.0, x)
+    torch.testing.assert_close(gx, want)
+
+
 def _saved(act, x):
     seen = {}
 

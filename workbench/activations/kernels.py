@@ -147,11 +147,15 @@ class _Plan:
     def grad(self, g: torch.Tensor) -> torch.Tensor:
         return g.permute(self.perm).contiguous().view(self.out_canon).detach()
 
+    # Results are detached views too: an autograd.Function output that is a view may not be
+    # modified in place (`act(x).add_(1)` would raise), and a gradient that is not a view
+    # can be taken over by AccumulateGrad instead of copied.
+
     def output(self, y: torch.Tensor) -> torch.Tensor:
-        return y.view(self.mem_out).permute(self.inv)
+        return y.view(self.mem_out).permute(self.inv).detach()
 
     def input_grad(self, gx: torch.Tensor) -> torch.Tensor:
-        return gx.view(self.mem_in).permute(self.inv)
+        return gx.view(self.mem_in).permute(self.inv).detach()
 
 
 def _param_grad(t: torch.Tensor, per_channel: bool, dtype: torch.dtype) -> torch.Tensor:
