@@ -120,3 +120,31 @@ def test_confirmation_children_are_rows_of_their_own(confirmed_run):
     assert len(reward_rows(rows, "search")) == len(
         {r["activation"] for r in reward_rows(rows, "search")}
     )
+
+
+def test_a_second_child_confirms_too(tmp_path, monkeypatch):
+    """With confirm.child, each candidate and reference also trains 1 + seeds times on that
+    child; the score is the mean of the two children's medians."""
+    monkeypatch.setattr(executors, "evaluate_candidate", stub_child)
+    recipe = {
+        "task": "search",
+        "device": "cpu",
+        "space": SPACE,
+        "strategy": "exhaustive",
+        "budget": 100,
+        "batch_size": 8,
+        "child": {"model": "mlp", "data": "digits"},
+        "executor": {"kind": "inline"},
+        "confirm": {"n": 2, "seeds": 1, "child": {"model_args": {"hidden": 8}, "seed": 10}},
+    }
+    out = tmp_path / "run"
+    assert execute(build_recipe(recipe), out) == 0
+    rows = records.read_rows(out)
+    second = [r for r in reward_rows(rows, "confirm") if r["extra"]["confirm_child"] == "second"]
+    assert len(second) == (2 + 3) * 2  # 2 candidates + 3 references, seeds 10 and 11
+    assert {r["extra"]["child_seed"] for r in second} == {10, 11}
+    for c in confirmed_ranking(rows):
+        assert len(c.primary) == 2 and len(c.second) == 2
+        assert c.score == pytest.approx((c.primary_median + c.second_median) / 2)
+    top = json.loads((out / "top.json").read_text())["candidates"][0]
+    assert len(top["second_child_rewards"]) == 2 and top["second_child_median"] is not None
