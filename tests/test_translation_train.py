@@ -170,6 +170,9 @@ def test_status_progress_of_a_unit_from_its_files(tiny_data, tmp_path, monkeypat
     task, unit_key = get_task("translation"), Unit(key={}, label="relu")
     unit = tmp_path / "unit"
     assert task.progress(recipe, unit_key, unit) is None  # nothing there yet
+    unit.mkdir()
+    (unit / "train.log").write_text("\n=== fairseq-train started 2026-11-28 21:29:48 ===\n")
+    assert task.progress(recipe, unit_key, unit).text() == "0/3 updates (starting)"
     result, _ = _train(tiny_data, unit, max_update=3)
     p = task.progress(recipe, unit_key, unit)
     assert (p.done, p.total, p.what) == (3, 3, "updates") and "loss" in p.detail

@@ -340,9 +340,13 @@ class TranslationTask(Task):
                 what="sentences translated",
                 detail=f"evaluating {current}" if current else "scoring",
             )
-        p = last_progress(_tail(unit_dir / "train.log"))
+        log = unit_dir / "train.log"
+        p = last_progress(_tail(log))
         if p is None:
-            return None
+            if not log.exists():
+                return None
+            # fairseq-train is starting (loading data, building the model): nothing logged yet.
+            return Progress(done=0, total=cfg.train.max_update, what="updates", detail="starting")
         parts = []
         if p.loss is not None:
             parts.append(f"loss {p.loss:.3f}")
