@@ -131,3 +131,22 @@ def test_inductor_kernels_stay_compiled_and_match_eager(caplog):
         torch.testing.assert_close(y, wy, rtol=2e-5, atol=2e-5, msg=label)
         for a, b in zip(grads, wgrads, strict=True):
             torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-4, msg=label)
+
+
+@pytest.mark.parametrize("spec", ["x * sigmoid(beta * x)", "glu(x * tanh(softplus(x)))"])
+def test_a_model_compiled_around_a_formula_compiles_once(spec):
+    """Inside the user's torch.compile the formula is traced into the outer graph. Nothing the
+    kernel does there may change what dynamo guards on: before the fix a call counter bumped in
+    traced code (and a kernel registry filled during the first trace) failed a guard on every
+    step, so the outer model recompiled each step until dynamo gave up and ran it eagerly."""
+    torch._dynamo.reset()
+    counters.clear()
+    width = 16 if spec.startswith("glu(") else 8
+    model = torch.nn.Sequential(torch.nn.Linear(4, width), build_activation(spec, channel_dim=-1))
+    compiled = torch.compile(model, backend="eager")
+    for _ in range(6):
+        compiled(torch.randn(3, 4)).sum().backward()
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["recompiles"]
+    # one site, traced once: "traced" counts traces, the compiled graph runs without Python
+    assert kernel_stats()["calls"] == {"compiled": 0, "eager": 0, "traced": 1}

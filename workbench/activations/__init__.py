@@ -30,7 +30,8 @@ Public API (stable; other packages import only these names from `workbench.activ
   `{"calls": {"compiled": n, "eager": n, "traced": n}, "fallbacks": n, "recompiles": n,
   "formulas_compiled": [spec, ...], "formulas_failed": [spec, ...], "backend": "compiled"}`
   (`backend` joins the kinds that ran with "+", or is "none"). Calls count forward and
-  backward separately; `fallbacks` counts calls that ran eagerly because compilation failed.
+  backward separately, except `traced`, which counts traces into an outer torch.compile
+  graph (one per site and graph: that graph then runs without Python); `fallbacks` counts calls that ran eagerly because compilation failed.
   Records put it on every row ("which backend actually ran").
 - `reset_kernels() -> None`: drop every cached kernel and compiled function, zero the counters.
 - `BASELINES`: the paper's nine baselines; `PAPER_FUNCTIONS`: the paper's eight novel

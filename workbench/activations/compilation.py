@@ -62,6 +62,20 @@ def count(kind: str) -> None:
     _calls[kind] += 1
 
 
+@torch.compiler.assume_constant_result
+def count_traced() -> bool:
+    """Count one kernel site traced into an outer torch.compile graph.
+
+    Inside an outer compile, a counter bumped by traced code is a side effect dynamo replays
+    and guards on (the int it read): every step then failed the guard and the outer model
+    recompiled until dynamo gave up (issue 10). `assume_constant_result` makes dynamo run this
+    once while it traces, untraced and unguarded, so "traced" counts traces (one per site per
+    compiled graph), not calls: the compiled graph runs the formula without Python.
+    """
+    _calls["traced"] += 1
+    return True
+
+
 def count_fallback() -> None:
     _counts["fallbacks"] += 1
     _calls["eager"] += 1

@@ -189,7 +189,11 @@ class Kernel:
         self.uses_x = _uses_x(self.expr)
         self._eager: dict[tuple[Any, ...], tuple[Closure, Closure]] = {}
         self._compiled: dict[tuple[Any, ...], compilation.CompiledFn] = {}
-        self._traced: dict[torch.dtype, Closure] = {}
+        # Lowered up front: filling a cache while an outer torch.compile traces would change a
+        # dict dynamo guards on, and the outer graph would recompile once.
+        self._traced: dict[torch.dtype, Closure] = {
+            dt: lower(self.expr, limits_for(dt)) for dt in _TRACED_DTYPES
+        }
 
     # ----------------------------------------------------------------- building the functions
 
@@ -331,8 +335,8 @@ class Kernel:
     ) -> torch.Tensor:
         """Plain differentiable torch ops, for tracing inside an outer torch.compile."""
         f = self._traced.get(x.dtype)
-        if f is None:
-            f = self._traced[x.dtype] = lower(self.expr, limits_for(x.dtype))
+        if f is None:  # a dtype outside _TRACED_DTYPES: lowered here, not cached (see __init__)
+            f = lower(self.expr, limits_for(x.dtype))
         cdt = _compute_dtype(x.dtype)
         if self.gated:
             a, b = x.chunk(2, dim=channel_dim)
@@ -353,7 +357,7 @@ class Kernel:
         self, x: torch.Tensor, params: Sequence[torch.Tensor], channel_dim: int, backend: str
     ) -> torch.Tensor:
         if torch.compiler.is_compiling():
-            compilation.count("traced")  # replayed by dynamo on every run of the outer graph
+            compilation.count_traced()  # once per trace, see its docstring
             return self.traced(x, params, channel_dim)
         mode = self.choose(x, backend)
         needs_grad = torch.is_grad_enabled() and (
@@ -386,11 +390,18 @@ class KernelFunction(torch.autograd.Function):
         return (gx, None, None, None, *gps)
 
 
+_TRACED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
 _KERNELS: dict[tuple[str, tuple[str, ...], bool], Kernel] = {}
 
 
 def get_kernel(expr: Expr, key: str, params: Sequence[str], gated: bool = False) -> Kernel:
-    """The shared kernel of a formula (`key` is its canonical text; `gated`: act(a) * b)."""
+    """The shared kernel of a formula (`key` is its canonical text; `gated`: act(a) * b).
+
+    Modules call this when they are built, so that an outer torch.compile finds the kernel in
+    the registry already: creating it during the first trace would change a dict dynamo guards
+    on and recompile the outer graph once.
+    """
     k = (key, tuple(params), gated)
     kernel = _KERNELS.get(k)
     if kernel is None:

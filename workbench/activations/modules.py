@@ -67,6 +67,7 @@ class FormulaActivation(nn.Module):
         self.param_names = tuple(params_of(expr))
         for name in self.param_names:
             self.register_parameter(name, _param(init[name], channels))
+        get_kernel(expr, formula, self.param_names)  # registered now (see get_kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_channels(x, self.channels, self.channel_dim, self.spec)
@@ -109,6 +110,7 @@ class GatedActivation(nn.Module):
         self.param_names = tuple(params_of(expr))
         for name in self.param_names:
             self.register_parameter(name, _param(init[name], channels))
+        get_kernel(expr, formula, self.param_names, gated=True)  # registered now
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         d = self.channel_dim

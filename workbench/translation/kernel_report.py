@@ -26,8 +26,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workbench.activations.compilation import BACKEND_KINDS  # the kinds kernel_stats() counts
+
 ENV = "WORKBENCH_KERNEL_STATS_DIR"
-BACKEND_KINDS = ("compiled", "eager", "traced")  # the kinds kernel_stats() counts
 _registered = False
 
 
