@@ -16,11 +16,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.image.train import AugmentConfig, TrainConfig
+from workbench.records import Row
 from workbench.schema import RecipeError
 from workbench.tasks.base import Progress, Recipe, RunContext, Tags, Task, Unit
+
+if TYPE_CHECKING:
+    from workbench.report.model import Section
 
 # Forward multiply-accumulates per 32×32 image (millions), for --dry-run time estimates only.
 _MMACS = {
@@ -408,7 +412,7 @@ class ImageTask(Task):
             detail = ", ".join(parts)
         return Progress(done=epoch, total=total, what="epochs", detail=detail)
 
-    def report(self, rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    def report(self, rows: list[Row], out_dir: Path) -> list[Section]:
         from workbench.image.plots import image_report
 
         return image_report(rows, out_dir)

@@ -25,11 +25,15 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from workbench.records import Row
 from workbench.schema import RecipeError
 from workbench.tasks.base import Progress, Recipe, RunContext, Tags, Task, Unit, UnitFailed
 from workbench.translation.config import SetConfig, TranslationConfig
+
+if TYPE_CHECKING:
+    from workbench.report.model import Section
 
 EVAL_PLAN = "eval_plan.json"  # {split: sentences}, written when evaluation starts
 
@@ -358,7 +362,7 @@ class TranslationTask(Task):
             done=p.updates, total=cfg.train.max_update, what="updates", detail=", ".join(parts)
         )
 
-    def report(self, rows: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    def report(self, rows: list[Row], out_dir: Path) -> list[Section]:
         from workbench.translation.report import speed_section
 
         section = speed_section(rows)
