@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.activations.expr import Expr, params_of
-from workbench.activations.kernels import _bview, get_kernel
+from workbench.activations.kernels import Kernel, _bview, get_kernel
 
 
 def _param(init: float, channels: int | None) -> nn.Parameter:
@@ -43,8 +43,11 @@ def _check_channels(x: torch.Tensor, channels: int | None, channel_dim: int, spe
         )
 
 
-class FormulaActivation(nn.Module):
-    """An activation given by a formula over x, with fused eager/compiled kernels."""
+class _KernelModule(nn.Module):
+    """What a formula activation and a gated one share: the spec, the formula's parameters
+    (scalar, or one per channel along `channel_dim`), and the shared kernel that runs it."""
+
+    gated = False
 
     def __init__(
         self,
@@ -67,50 +70,43 @@ class FormulaActivation(nn.Module):
         self.param_names = tuple(params_of(expr))
         for name in self.param_names:
             self.register_parameter(name, _param(init[name], channels))
-        get_kernel(expr, formula, self.param_names)  # registered now (see get_kernel)
+        self._kernel()  # registered now, before any outer torch.compile traces (see get_kernel)
+
+    def _kernel(self) -> Kernel:
+        return get_kernel(self.expr, self.formula, self.param_names, gated=self.gated)
+
+    def _run(self, x: torch.Tensor, channel_dim: int) -> torch.Tensor:
+        params = [getattr(self, n) for n in self.param_names]
+        return self._kernel().apply(x, params, channel_dim, self.backend)
+
+    def _channels_repr(self) -> str:
+        if self.channels is None:
+            return ""
+        return f", channels={self.channels}, channel_dim={self.channel_dim}"
+
+
+class FormulaActivation(_KernelModule):
+    """An activation given by a formula over x, with fused eager/compiled kernels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_channels(x, self.channels, self.channel_dim, self.spec)
-        kernel = get_kernel(self.expr, self.formula, self.param_names)
-        params = [getattr(self, n) for n in self.param_names]
-        return kernel.apply(x, params, self.channel_dim, self.backend)
+        return self._run(x, self.channel_dim)
 
     def extra_repr(self) -> str:
         text = (
             f"{self.formula!r}" if self.spec == self.formula else f"{self.spec!r}: {self.formula!r}"
         )
-        if self.channels is not None:
-            text += f", channels={self.channels}, channel_dim={self.channel_dim}"
-        return text
+        return text + self._channels_repr()
 
 
-class GatedActivation(nn.Module):
+class GatedActivation(_KernelModule):
     """gate(a) * b of the two halves [a | b] of the input along `channel_dim`, fused."""
 
-    def __init__(
-        self,
-        spec: str,
-        gate: str,
-        expr: Expr,
-        formula: str,
-        *,
-        init: Mapping[str, float],
-        channels: int | None = None,
-        channel_dim: int = 1,
-        backend: str = "auto",
-    ):
-        super().__init__()
-        self.spec = spec
-        self.gate = gate
-        self.formula = formula  # the gate's formula
-        self.expr = expr
-        self.channels = channels
-        self.channel_dim = channel_dim
-        self.backend = backend
-        self.param_names = tuple(params_of(expr))
-        for name in self.param_names:
-            self.register_parameter(name, _param(init[name], channels))
-        get_kernel(expr, formula, self.param_names, gated=True)  # registered now
+    gated = True
+
+    def __init__(self, spec: str, gate: str, expr: Expr, formula: str, **kw: Any):
+        super().__init__(spec, expr, formula, **kw)
+        self.gate = gate  # the gate's spec; `formula` is its canonical formula
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         d = self.channel_dim
@@ -128,15 +124,10 @@ class GatedActivation(nn.Module):
                 f"{built}: expected {'an even size' if want is None else want} there, "
                 f"got an input of shape {tuple(z.shape)}"
             )
-        kernel = get_kernel(self.expr, self.formula, self.param_names, gated=True)
-        params = [getattr(self, n) for n in self.param_names]
-        return kernel.apply(z, params, d, self.backend)
+        return self._run(z, d)
 
     def extra_repr(self) -> str:
-        text = f"{self.spec!r}: {self.formula!r} * value"
-        if self.channels is not None:
-            text += f", channels={self.channels}, channel_dim={self.channel_dim}"
-        return text
+        return f"{self.spec!r}: {self.formula!r} * value" + self._channels_repr()
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
