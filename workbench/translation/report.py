@@ -49,7 +49,10 @@ def speed_section(rows: list[Row]) -> Section | None:
             w = mean(wps) if wps else None
             params = group[0].field("params")
             wall = mean(r.field("wall_s") or 0 for r in group) / 60
-            updates = ",".join(str((r.get("hparams") or {}).get("updates")) for r in group)
+            # rows before issue 10 kept `updates` among the hparams
+            updates = ",".join(
+                str(r.field("updates", r.hparams.get("updates", "-"))) for r in group
+            )
             learned = _learned_text(group[0].field("learned") or {})
             if w and params:
                 ratio = Cell(f"{w / base:.2f}", sort=w / base) if base else Cell("-")
