@@ -185,8 +185,11 @@ def test_image_clear_difference_wins_and_overlapping_seeds_tie(tmp_path):
     assert f'<a id="{clear.anchor}"></a>{clear.ref}' in md  # the verdict's link target
 
 
-def translation_rows(run: Path, act: str, seeds: list[int], outputs: dict, wall: float) -> None:
-    """Rows as the translation task writes them: value, signature, saved hypotheses."""
+def translation_rows(
+    run: Path, act: str, seeds: list[int], outputs: dict, wall: float, updates: dict | None = None
+) -> None:
+    """Rows as the translation task writes them: value, signature, saved hypotheses (and the
+    updates each seed trained, when given)."""
     metric = metric_from_signature(SIG_13A)
     for seed in seeds:
         uid = f"{act}-{seed}"
@@ -201,6 +204,7 @@ def translation_rows(run: Path, act: str, seeds: list[int], outputs: dict, wall:
                 seed=seed, metric="bleu", split=split, unit=uid, status="ok",
                 value=metric.corpus_score(hyps, [refs]).score, signature=SIG_13A,
                 hypotheses=str(hyp), references=str(ref), wall_s=wall,
+                **({"updates": updates[seed]} if updates else {}),
             )  # fmt: skip
         records.record(
             run, kind="unit", unit=uid, task="translation", activation=act, seed=seed,
@@ -233,6 +237,21 @@ def test_translation_verdict_from_paired_bootstrap_with_seeds(tmp_path):
     assert "Per seed:" in md and "bs:1000|seed:12345" in md
     assert "seed variance" not in md  # three seeds: the single-seed caveat does not apply
     assert report.html and 'id="cmp-1"' in report.html and 'href="#cmp-1"' in report.html
+
+
+def test_seeds_trained_for_unequal_updates_are_flagged(tmp_path):
+    """A time budget stops each unit at its own update count; a comparison of such seeds mixes
+    training length with the activation, and the report must say which seeds and how far."""
+    run = tmp_path / "run"
+    refs = REFS * 4
+    out = {s: {"test2016": (refs, damaged(refs, 0.05 if s else 0.4, s))} for s in range(3)}
+    translation_rows(run, "relu", [0, 1, 2], out, 50.0, updates={0: 32, 1: 140, 2: 135})
+    translation_rows(run, "x * sigmoid(x)", [0, 1, 2], out, 50.0, updates={0: 142, 1: 141, 2: 140})
+    report = build_report([run], tmp_path / "out")
+    (c,) = report.comparisons
+    assert "unequal training" in c.note and "seed 0: 142 vs 32 updates" in c.note
+    assert "seed 1" not in c.note and "seed 2" not in c.note  # within 10%
+    assert f"{c.ref}: unequal training" in report.markdown
 
 
 def test_single_seed_translation_says_seed_variance_is_not_covered(tmp_path):

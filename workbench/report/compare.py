@@ -374,6 +374,32 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
     mismatches = [p.row_mismatch for p in cmp.pairs if p.row_mismatch]
     if mismatches:
         cmp.note = mismatches[0]
+    unequal = _unequal_training(list(_pairs(c_rows, b_rows)))
+    if unequal:
+        cmp.note = f"{cmp.note} {unequal}".strip()
+
+
+# Seed pairs whose update counts differ by more than this share were not trained alike (a
+# time budget, `train.stop_time_minutes`, stops each unit at its own update count).
+UNEQUAL_UPDATES = 0.10
+
+
+def _unequal_training(pairs: list[tuple[Row, Row]]) -> str:
+    """A note when a seed pair trained different numbers of updates: the comparison then
+    measures training length as well as the activation, and the reader must know."""
+    parts = []
+    for cr, br in pairs:
+        cu, bu = cr.field("updates"), br.field("updates")
+        counted = isinstance(cu, int) and isinstance(bu, int) and max(cu, bu) > 0
+        if counted and abs(cu - bu) > UNEQUAL_UPDATES * max(cu, bu):
+            parts.append(f"seed {cr.get('seed')}: {cu} vs {bu} updates")
+    if not parts:
+        return ""
+    return (
+        "unequal training (candidate vs baseline; " + ", ".join(parts) + "): the difference "
+        "mixes training length with the activation; fix train.max_update rather than a time "
+        "budget to compare activations alone"
+    )
 
 
 def _welch_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row]) -> None:
