@@ -310,3 +310,12 @@ def test_functional_true_splits_a_module_called_at_two_widths_into_one_per_call(
         expected = b * torch.sigmoid(2.0 * b)
         assert torch.allclose(block(h), expected, atol=1e-6)
     assert {n for n, _ in activation_sites(net)} == {"stem.2", "block.relu_0", "block.relu_1"}
+
+
+def test_a_gated_spec_is_refused_by_an_in_place_swap_naming_the_model():
+    """Before, swiglu went in without a word and the first forward failed with a bare shape
+    error; the model's layers are untouched by the refusal."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(ValueError, match=r"gated activation 'swiglu' into Sequential"):
+        swap_activations(model, "swiglu")
+    assert isinstance(model[1], nn.ReLU)

@@ -468,6 +468,19 @@ def swap_activations(
         functions = {}
     if functional and example_input is None:
         raise ValueError("functional=True needs an example_input to find the call sites")
+    if isinstance(activation, str):
+        from workbench.activations import is_gated
+
+        if is_gated(activation):
+            # act(a) * b reads a [gate | value] input twice as wide as the layer gives it: only
+            # a model that owns the layer before the activation can double it
+            raise ValueError(
+                f"cannot swap the gated activation {activation!r} into "
+                f"{type(model).__name__}: it needs its input layer twice as wide, which an "
+                "in-place swap cannot change; build a model that takes gated specs "
+                "(workbench.image.models: mlp, preact_resnet, densenet_bc) or swap an "
+                "elementwise function"
+            )
     if isinstance(model, classes) or (names and computes(model, names)):
         raise ValueError("the model itself is an activation module; build_activation instead")
     make = _maker(activation)
