@@ -47,6 +47,14 @@ def reward_rows(rows: list[records.Row], *phases: str) -> list[records.Row]:
     ]
 
 
+def of_units(rows: list[records.Row], search_units: set[str]) -> list[records.Row]:
+    """The rows a ranking may use: search-phase rows of the given search units only, every
+    other phase as it is. An edited recipe plans new search units; the old units' rows stay in
+    results.jsonl (the report shows them) but came from another space, child or budget, and a
+    ranking over both would hand a later chain step a pick of a search that no longer exists."""
+    return [r for r in rows if phase(r) != "search" or r.get("unit") in search_units]
+
+
 def function_key(row: records.Row) -> str:
     """What makes two rows the same candidate: the numeric class key (equal functions written
     differently, e.g. by two strategies, share it), else the formula. References are keyed by
@@ -159,9 +167,17 @@ def to_confirm(rows: list[records.Row], n: int) -> list[records.Row]:
     return best_by_activation(rows)[:n]
 
 
-def write_top(run_dir: Path, k: int, reward: str = "validation accuracy (%)") -> Path:
-    """Rewrite `<run_dir>/top.json` from all of the run's reward rows."""
+def write_top(
+    run_dir: Path,
+    k: int,
+    reward: str = "validation accuracy (%)",
+    search_units: set[str] | None = None,
+) -> Path:
+    """Rewrite `<run_dir>/top.json` from the run's reward rows (search rows of `search_units`
+    only, when given: see `of_units`)."""
     rows = records.read_rows(run_dir)
+    if search_units is not None:
+        rows = of_units(rows, search_units)
     confirmed = [c for c in confirmed_ranking(rows) if not c.reference]
     refs = [c for c in confirmed_ranking(rows) if c.reference]
     candidates: list[dict[str, Any]] = []

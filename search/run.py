@@ -20,7 +20,14 @@ from search.dispatch import Dispatcher
 from search.engine import Engine, EngineSettings
 from search.executors import make_executor
 from search.journal import JOURNAL_FILE, Journal, Proposal
-from search.ranking import best_by_activation, function_key, reward_rows, to_confirm, write_top
+from search.ranking import (
+    best_by_activation,
+    function_key,
+    of_units,
+    reward_rows,
+    to_confirm,
+    write_top,
+)
 from search.space import Space
 from search.strategies import make_strategy
 from search.translation_child import TranslationChildConfig, describe
@@ -342,9 +349,10 @@ def _seeded(child: ChildConfig, seed: int) -> ChildConfig:
     return child_variant(child, {"seed": seed}, "child.seed")
 
 
-def run_confirm(cfg: SearchConfig, ctx: RunContext) -> dict[str, int]:
-    """Retrain the best distinct candidates and the references; then write top.json."""
-    rows = records.read_rows(ctx.run_dir)
+def run_confirm(cfg: SearchConfig, ctx: RunContext, search_units: set[str]) -> dict[str, int]:
+    """Retrain the best distinct candidates of `search_units` (the plan's search units) and
+    the references; then write top.json."""
+    rows = of_units(records.read_rows(ctx.run_dir), search_units)
     if not best_by_activation(rows):
         raise RuntimeError(
             "nothing to confirm or rank: no search unit of this run has a result yet "
@@ -352,24 +360,25 @@ def run_confirm(cfg: SearchConfig, ctx: RunContext) -> dict[str, int]:
         )
     jobs = confirm_jobs(cfg, rows)
     counts = _train_children(cfg, ctx, jobs, "confirm", "confirmation")
-    write_top(ctx.run_dir, cfg.top_k, reward_name(cfg.child.reward, cfg.child))
+    write_top(ctx.run_dir, cfg.top_k, reward_name(cfg.child.reward, cfg.child), search_units)
     ctx.log.info("confirmation: %s", counts)
     return counts
 
 
-def run_fidelity(cfg: SearchConfig, ctx: RunContext) -> dict[str, Any]:
+def run_fidelity(cfg: SearchConfig, ctx: RunContext, search_units: set[str]) -> dict[str, Any]:
     """Train candidates spread over the search's reward range (and the references) on the
     target child; record Spearman's rho between the two rewards with a bootstrap interval."""
     f = cfg.fidelity
     target = child_variant(cfg.child, f.child, "fidelity.child")
-    rows = records.read_rows(ctx.run_dir)
+    rows = of_units(records.read_rows(ctx.run_dir), search_units)
     picked = fid.spread_over_range(rows, f.n)
     stats = {"bootstrap": f.bootstrap, "confidence": f.confidence}
     jobs = [(r["activation"], target, {"key": function_key(r), **stats}) for r in picked]
     jobs += [(name, target, {"reference": True, **stats}) for name in cfg.references]
     counts = _train_children(cfg, ctx, jobs, "fidelity", "fidelity")
     # The correlation is derived from these rows (reports and status compute it the same way).
-    pairs = fid.pairs(records.read_rows(ctx.run_dir), child_hash(to_dict(target)))
+    rows = of_units(records.read_rows(ctx.run_dir), search_units)
+    pairs = fid.pairs(rows, child_hash(to_dict(target)))
     summary: dict[str, Any] = dict(counts, pairs=len(pairs))
     if len(pairs) >= 3:
         res = fid.spearman_ci(pairs, f.bootstrap, f.confidence, seed=0)

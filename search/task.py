@@ -196,11 +196,16 @@ class SearchTask(Task):
         if stage == "references":
             run_references(cfg, ctx)
         elif stage == "confirm":
-            run_confirm(cfg, ctx)
+            run_confirm(cfg, ctx, self.search_unit_ids(recipe))
         elif stage == "fidelity":
-            run_fidelity(cfg, ctx)
+            run_fidelity(cfg, ctx, self.search_unit_ids(recipe))
         else:
             run_search(cfg, unit.key["strategy"], unit.key["seed"], ctx)
+
+    def search_unit_ids(self, recipe: Recipe[SearchConfig]) -> set[str]:
+        """The ids the runner gives this plan's search units (strategy × seed)."""
+        units = self.plan(recipe)
+        return {u.id_for(recipe, self.volatile_keys) for u in units if "stage" not in u.key}
 
     def report(self, rows: list[records.Row], out_dir: Path) -> list[Section]:
         return search_report(rows, out_dir)

@@ -15,6 +15,7 @@ import pytest
 from workbench import records
 from workbench.recipe import load_recipe
 from workbench.runner import RunLocked, execute, run_lock
+from workbench.topfile import read_top
 
 SMALL = [
     "--set",
@@ -219,3 +220,38 @@ def test_editing_a_chain_steps_recipe_reruns_that_step(tmp_path):
     assert execute(load_recipe(chain), out) == 0
     rows = metric_rows(out / "only")
     assert rows[: len(first)] == first and {r["hparams"]["lr"] for r in rows} == {0.003, 0.01}
+
+
+def test_a_chain_step_taking_a_searchs_picks_reruns_when_the_search_changes(tmp_path):
+    """`{top: 1, of: search}` in a later step: editing the search step reruns the search, and
+    the later step must then train the new pick. Before, the later step's id hashed only its
+    own recipe (the literal ref), so it stayed done with the old pick."""
+    search = tmp_path / "search.yaml"
+    search.write_text(
+        "task: search\nseeds: [0]\ndevice: cpu\nstrategy: exhaustive\nbudget: 10\n"
+        "references: []\nconfirm: {n: 0}\n"
+        "space: {core_units: [1], unary: [tanh, sigmoid], binary: [mul]}\n"
+        "child: {model: mlp, model_args: {hidden: 16, depth: 1}, data: digits,"
+        " train: {steps: 10, batch_size: 32, lr: 0.1, amp: false}, augment: {enabled: false}}\n"
+        "executor: {kind: inline}\n"
+    )
+    (tmp_path / "toy.yaml").write_text(
+        "task: toy\nactivations: [{top: 1, of: search}]\nseeds: [0]\ndevice: cpu\n"
+        "model: {hidden: [16]}\ntrain: {epochs: 1, lr: 0.003}\n"
+    )
+    chain = tmp_path / "chain.yaml"
+    chain.write_text(
+        "task: chain\nsteps:\n  - name: search\n    recipe: search.yaml\n"
+        "  - name: toy\n    recipe: toy.yaml\n"
+    )
+    out = tmp_path / "run"
+    assert execute(load_recipe(chain), out) == 0
+    (first,) = read_top(out / "search", 1)
+    assert {r["activation"] for r in metric_rows(out / "toy")} == {first}
+
+    # a disjoint space: the search's pick must change
+    search.write_text(search.read_text().replace("[tanh, sigmoid]", "[sin, cos]"))
+    assert execute(load_recipe(chain), out) == 0
+    (second,) = read_top(out / "search", 1)
+    assert second != first and ("sin" in second or "cos" in second)
+    assert second in {r["activation"] for r in metric_rows(out / "toy")}

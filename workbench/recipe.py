@@ -145,7 +145,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def resolve_activations(
     entries: list[str | ActivationRef],
     file: str | None,
-    step_dirs: dict[str, Path] | None = None,
+    step_dirs: dict[str, Path | None] | None = None,
     defer: bool = False,
 ) -> tuple[list[str], list[ActivationRef]]:
     """Spec strings checked and normalised; refs read from top.json (or kept pending if deferred)."""
@@ -159,7 +159,8 @@ def resolve_activations(
                 raise RecipeError("top must be at least 1", path=f"{path}.top", file=file)
             in_chain = entry.of in step_dirs
             source = step_dirs.get(entry.of, Path(entry.of))
-            if not top_path(source).exists() and (defer or in_chain):
+            # None: an earlier chain step that is only being planned, never a folder of the cwd
+            if source is None or (not top_path(source).exists() and (defer or in_chain)):
                 pending.append(entry)
                 continue
             try:
@@ -182,7 +183,7 @@ def resolve_activations(
 def build_recipe(
     data: dict[str, Any],
     file: str | Path | None = None,
-    step_dirs: dict[str, Path] | None = None,
+    step_dirs: dict[str, Path | None] | None = None,
     defer: bool = False,
     check: bool = True,
 ) -> Recipe:
@@ -245,7 +246,7 @@ def build_recipe(
 def load_recipe(
     path: str | Path,
     overrides: list[str] | None = None,
-    step_dirs: dict[str, Path] | None = None,
+    step_dirs: dict[str, Path | None] | None = None,
     defer: bool = False,
 ) -> Recipe:
     """Read, merge `extends`, apply overrides and validate one recipe file."""

@@ -15,6 +15,8 @@ holds overrides for the step (dotted keys allowed, as on the command line).
 
 A step's unit id covers its resolved recipe (the step file, what it extends, and `set`), so
 an edited step reruns; its own run directory then skips the units whose settings did not change.
+A step that takes `{top: K, of: <step>}` also covers the id of that step: when an edited search
+reruns, the steps that use its picks rerun too (their runs train only the new picks).
 A step runs through `ctx.run_recipe`, which the runner injects: this module reads recipes but
 never imports the runner (which imports the task registry, which names this module).
 """
@@ -65,7 +67,7 @@ class ChainTask(Task):
     config_class = ChainConfig
 
     def validate(self, recipe: Recipe[ChainConfig]) -> None:
-        names: dict[str, Path] = {}
+        names: dict[str, Path | None] = {}  # earlier steps, not run yet: their refs are pending
         for i, step in enumerate(recipe.config.steps):
             if step.name in names:
                 raise RecipeError(f"duplicate step name {step.name!r}", path=f"steps[{i}].name")
@@ -81,15 +83,17 @@ class ChainTask(Task):
                 raise RecipeError(exc.format(), path=f"steps[{i}]") from None
             if sub.task == "chain":
                 raise RecipeError("a chain step cannot itself be a chain", path=f"steps[{i}]")
-            names[step.name] = Path(step.name)
+            names[step.name] = None
 
     def plan(self, recipe: Recipe[ChainConfig]) -> list[Unit]:
-        units, names = [], {}
+        units: list[Unit] = []
+        names: dict[str, Path | None] = {}
+        ids: dict[str, str] = {}  # step name -> a digest of its key (which covers its upstream)
         for step in recipe.config.steps:
             sub = load_recipe(
                 step_path(recipe, step), _overrides(step), step_dirs=names, defer=True
             )
-            names[step.name] = Path(step.name)
+            names[step.name] = None
             sub_units = get_task(sub.task).plan(sub)
             cost = sum(u.cost_s for u in sub_units)
             # Activations still to come from an earlier search cost about as much as the others.
@@ -98,11 +102,15 @@ class ChainTask(Task):
             # The resolved step recipe is part of the key: editing a step's file (not only the
             # chain's `set`) must rerun the step, whose own run then skips what is unchanged.
             resolved = json.dumps(sub.raw, sort_keys=True, default=str)
-            key = {
+            key: dict[str, Any] = {
                 "step": step.name,
                 "recipe": step.recipe,
                 "resolved": hashlib.sha1(resolved.encode()).hexdigest()[:12],
             }
+            upstream = sorted({ref.of for ref in sub.pending if ref.of in ids})
+            if upstream:  # its activations are that step's picks: a rerun there reruns this
+                key["after"] = {name: ids[name] for name in upstream}
+            ids[step.name] = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
             units.append(Unit(key=key, label=f"step {step.name} ({sub.task})", cost_s=cost))
         return units
 
