@@ -133,13 +133,14 @@ def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
     """Train a child with `job["formula"]` (a spec); `job["child"]` is a ChildConfig as a dict.
 
     Returns {status (ok | diverged | error), reward (% or 0), val_accuracy, val_loss, steps,
-    wall_s, error?, reason?, trace?, beta_mean?}.
+    wall_s, error?, reason?, trace?, beta_mean?, kernel_backend?, kernel_fallbacks?}.
     """
     t0 = time.perf_counter()
     out: dict[str, Any] = {"status": "error", "reward": 0.0}
     try:
         import torch
 
+        from workbench.activations import kernels_used
         from workbench.image.models import build_model
         from workbench.image.train import TrainingDiverged, train
         from workbench.schema import from_dict
@@ -159,7 +160,12 @@ def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
             cfg.model, job["formula"], data.num_classes, data.in_channels, **cfg.model_args
         )
         try:
-            res = train(model, data, cfg.train, augment=cfg.augment, device=device, seed=cfg.seed)
+            with kernels_used() as used:  # this child's kernels, not the worker's history
+                res = train(
+                    model, data, cfg.train, augment=cfg.augment, device=device, seed=cfg.seed
+                )
+            out["kernel_backend"] = used["backend"]
+            out["kernel_fallbacks"] = used["fallbacks"]
         except TrainingDiverged as exc:
             out.update(status="diverged", error=str(exc))
             return out

@@ -136,6 +136,8 @@ def record_child(
             "val_loss": result.get("val_loss"),
             "val_accuracy": result.get("val_accuracy"),
             "beta_mean": result.get("beta_mean"),
+            "kernel_backend": result.get("kernel_backend"),
+            "kernel_fallbacks": result.get("kernel_fallbacks"),
             "error": result.get("error"),
             "bleu": result.get("bleu"),
             **extra,

@@ -162,6 +162,14 @@ def test_quickstart_runs_reports_and_skips_finished_units(tmp_path, monkeypatch)
         assert r["hparams"]["epochs"] == 3 and r["extra"]["images_per_s"] > 0
     swish = next(r for r in rows if r["activation"] == "swish" and r["split"] == "test")
     assert len(swish["extra"]["activation_params"]) == 4  # small_cnn has 4 activation sites
+    # which kernels this unit ran (not the process's history): relu is a native module
+    backends = {r["activation"]: r["extra"]["kernel_backend"] for r in rows}
+    assert backends["relu"] == "none" and backends["swish"] in (
+        "eager",
+        "compiled",
+        "compiled+eager",
+    )
+    assert {r["extra"]["kernel_fallbacks"] for r in rows} == {0}
     meta = json.loads(next(run_dir.rglob("checkpoint.json")).read_text())
     assert meta["activation"] in ("relu", "swish") and meta["progress"]["done"] is True
 

@@ -153,6 +153,19 @@ def test_child_failures_are_told_apart_by_cause():
     assert res["reason"].startswith("ValueError: ") and "\n" not in res["reason"]
 
 
+def test_a_child_records_the_kernels_it_ran_not_the_workers_history(ppo_run):
+    out, _, rows = ppo_run
+    # every search row says which backend its child's formula ran
+    assert {r["extra"]["kernel_backend"] for r in rows if r["status"] == "ok"} <= {
+        "eager", "compiled", "compiled+eager", "none",
+    }  # fmt: skip
+    formula = evaluate_candidate({"formula": "x * sigmoid(beta * x)", "child": CHILD})
+    assert formula["kernel_backend"] != "none" and formula["kernel_fallbacks"] == 0
+    # the next child in the same process ran no formula kernel: it says none
+    native = evaluate_candidate({"formula": "relu", "child": CHILD})
+    assert native["kernel_backend"] == "none"
+
+
 def test_likelihood_reward_is_100_exp_minus_val_loss():
     res = evaluate_candidate({"formula": "relu", "child": merge(CHILD, {"reward": "likelihood"})})
     assert res["status"] == "ok"

@@ -33,6 +33,8 @@ Public API (stable; other packages import only these names from `workbench.activ
   backward separately, except `traced`, which counts traces into an outer torch.compile
   graph (one per site and graph: that graph then runs without Python); `fallbacks` counts calls that ran eagerly because compilation failed.
   Records put it on every row ("which backend actually ran").
+- `kernels_used()`: a context manager whose dict says, when the block ends, what the kernels
+  ran inside it (`calls`, `fallbacks`, `backend`); image and search rows record it.
 - `reset_kernels() -> None`: drop every cached kernel and compiled function, zero the counters.
 - `BASELINES`: the paper's nine baselines; `PAPER_FUNCTIONS`: the paper's eight novel
   functions as formulas; `GATED_NAMES`: the registered gated names; `FUNCTION_NAMES`: the
@@ -48,7 +50,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from workbench.activations.baselines import BASELINES, GATED, PAPER_FUNCTIONS, REGISTRY
-from workbench.activations.compilation import kernel_stats
+from workbench.activations.compilation import kernel_stats, kernels_used
 from workbench.activations.expr import (
     CONSTANTS,
     ActivationError,
@@ -88,6 +90,7 @@ __all__ = [
     "gate_of",
     "is_gated",
     "kernel_stats",
+    "kernels_used",
     "list_activations",
     "params_of",
     "parse",

@@ -27,10 +27,11 @@ kernels.py also drops the compiled functions).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -92,6 +93,26 @@ def kernel_stats() -> dict[str, Any]:
         "formulas_failed": sorted(_failed),
         "backend": "+".join(ran) if ran else "none",
     }
+
+
+@contextlib.contextmanager
+def kernels_used() -> Iterator[dict[str, Any]]:
+    """What the kernels ran inside the `with` block: {"calls": {kind: n}, "fallbacks": n,
+    "backend": "+"-joined kinds or "none"}, filled in when the block ends. A row records this,
+    not the process's totals, which include whatever the process ran before (other units,
+    other children of the same worker)."""
+    before = kernel_stats()
+    used: dict[str, Any] = {}
+    try:
+        yield used
+    finally:
+        after = kernel_stats()
+        calls = {k: after["calls"][k] - before["calls"][k] for k in BACKEND_KINDS}
+        used.update(
+            calls=calls,
+            fallbacks=after["fallbacks"] - before["fallbacks"],
+            backend="+".join(k for k in BACKEND_KINDS if calls[k]) or "none",
+        )
 
 
 def reset_counters() -> None:

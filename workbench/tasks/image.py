@@ -270,6 +270,7 @@ class ImageTask(Task):
     def run_unit(self, recipe: Recipe, unit: Unit, ctx: RunContext) -> None:
         import torch
 
+        from workbench.activations import kernels_used
         from workbench.image.models import build_model, count_parameters
         from workbench.image.probe import activation_parameters, preactivation_histogram
         from workbench.image.train import TrainingDiverged, evaluate_data, train
@@ -310,18 +311,19 @@ class ImageTask(Task):
             "source": cfg.data.source,
         }
         try:
-            result = train(
-                model,
-                data,
-                t,
-                augment=cfg.data.augment,
-                device=ctx.device,
-                seed=seed,
-                checkpoint_dir=ctx.unit_dir,
-                meta=meta,
-                progress=lambda **kw: ctx.progress(**kw),
-                log=ctx.log.info,
-            )
+            with kernels_used() as used:
+                result = train(
+                    model,
+                    data,
+                    t,
+                    augment=cfg.data.augment,
+                    device=ctx.device,
+                    seed=seed,
+                    checkpoint_dir=ctx.unit_dir,
+                    meta=meta,
+                    progress=lambda **kw: ctx.progress(**kw),
+                    log=ctx.log.info,
+                )
         except TrainingDiverged as exc:
             for split in ("val", "test"):
                 ctx.record(**common, split=split, value=None, status="diverged", error=str(exc))
@@ -339,6 +341,9 @@ class ImageTask(Task):
             "n_train": data.n_train,
             "n_val": data.n_val,
             "n_test": data.n_test,
+            # which activation kernels ran in this unit's training (none: native modules only)
+            "kernel_backend": used["backend"],
+            "kernel_fallbacks": used["fallbacks"],
         }
         if t.compile:
             extra["compiled"] = "cuda_graphs" if t.cuda_graphs else "inductor"
