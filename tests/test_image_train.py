@@ -133,10 +133,15 @@ def test_schedules():
     )
 
 
-def test_steps_override_epochs_and_label_smoothing_runs(digits):
+@pytest.mark.slow  # three short trainings
+def test_steps_override_epochs_and_label_smoothing_changes_the_training(digits):
     cfg = TrainConfig(steps=5, batch_size=32, lr=0.05, label_smoothing=0.1)
-    _, result = _run(digits, spec="relu", cfg=cfg)
+    smoothed, result = _run(digits, spec="relu", cfg=cfg)
     assert result.steps == 5 and result.epochs == 1 and result.images_seen == 160
+    again, _ = _run(digits, spec="relu", cfg=cfg)
+    plain, _ = _run(digits, spec="relu", cfg=replace(cfg, label_smoothing=0.0))
+    # same seed and batches: only the smoothing differs, and it must reach the loss
+    assert _same(smoothed, again) and not _same(smoothed, plain)
 
 
 @pytest.mark.slow

@@ -375,6 +375,24 @@ def test_fairseq_user_dir_command_prints_the_plugin(cli):
     assert "gated_ffn_width" in check.stdout and "bf16" in check.stdout
 
 
+def test_the_plugins_parent_folder_shadows_no_module_name():
+    """fairseq puts the --user-dir's parent on sys.path (issue 10.8): that parent must hold the
+    plugin package and nothing importable besides, or names such as `train`, `config` or `task`
+    inside fairseq processes would resolve to the workbench's modules."""
+    from workbench.translation.plugin import plugin_dir
+
+    parent = plugin_dir().parent
+    importable = {
+        p.name for p in parent.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()
+    }
+    assert importable == {"__init__.py", plugin_dir().name}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('train'))"],
+        env={**os.environ, "PYTHONPATH": str(parent)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert probe.returncode == 0 and probe.stdout.strip() == "None"
+
+
 def test_gpu_flags_fp16_bf16_and_several_nodes():
     from workbench.translation.config import DistributedConfig, ModelConfig, TrainConfig
     from workbench.translation.train import train_args
