@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from workbench import records
 from workbench.report import build_report
 
@@ -76,6 +78,7 @@ def test_dev_selection_median_unfinished_and_wins(tmp_path):
     assert ["gelu", "unfinished", "unfinished", "unfinished"] in data
 
 
+@pytest.mark.slow  # an end-to-end chain run
 def test_toy_chain_end_to_end_report(tmp_path, cli):
     out = tmp_path / "chain"
     result = cli("run", "recipes/toy_chain.yaml", "--out", str(out))

@@ -37,6 +37,7 @@ def unit_rows(run_dir: Path, status: str) -> list[dict]:
     ]
 
 
+@pytest.mark.slow  # end-to-end runs through the runner
 def test_run_writes_rows_and_rerun_skips(tmp_path, root, cli):
     out = tmp_path / "run"
     result = cli("run", "recipes/toy_digits_mlp.yaml", *SMALL, "--out", str(out))
@@ -84,6 +85,7 @@ def _partial_checkpoints(out: Path, epochs: int) -> dict[str, int]:
     return found
 
 
+@pytest.mark.slow  # end-to-end runs through the runner
 def test_killed_run_resumes_without_losing_or_repeating(tmp_path, root):
     out = tmp_path / "run"
     epochs = 6
@@ -146,6 +148,7 @@ def test_second_writer_is_refused(tmp_path):
         execute(recipe, tmp_path)
 
 
+@pytest.mark.slow  # end-to-end runs through the runner
 def test_failed_unit_is_recorded_and_others_continue(tmp_path, cli):
     out = tmp_path / "run"
     # exp(exp(x)) overflows to inf at these learning rates: the unit diverges, relu does not.
@@ -199,6 +202,7 @@ def test_gpu_recipe_on_a_cpu_machine_is_one_clear_error(tmp_path, cli):
     assert not (out / "results.jsonl").exists()
 
 
+@pytest.mark.slow  # end-to-end runs through the runner
 def test_editing_a_chain_steps_recipe_reruns_that_step(tmp_path):
     """A step's unit id covers the step's resolved recipe, not just its name and `set`."""
     step = tmp_path / "step.yaml"
@@ -222,6 +226,7 @@ def test_editing_a_chain_steps_recipe_reruns_that_step(tmp_path):
     assert rows[: len(first)] == first and {r["hparams"]["lr"] for r in rows} == {0.003, 0.01}
 
 
+@pytest.mark.slow  # end-to-end runs through the runner
 def test_a_chain_step_taking_a_searchs_picks_reruns_when_the_search_changes(tmp_path):
     """`{top: 1, of: search}` in a later step: editing the search step reruns the search, and
     the later step must then train the new pick. Before, the later step's id hashed only its
