@@ -232,23 +232,38 @@ def test_a_bad_download_is_removed_and_reported(tmp_path, archive_server):
 def test_two_processes_downloading_at_once_fetch_it_once(tmp_path, archive_server):
     import subprocess
     import sys
+    import time
 
     s = archive_server
-    s.delay_s = 0.02  # 30 chunks: about 0.6 s per download, so the two overlap
-    code = (
-        "import sys; from pathlib import Path; from workbench.image.data import download_cifar;"
-        "print(download_cifar('cifar10', cache_dir=Path(sys.argv[1]), url=sys.argv[2], "
-        "md5=sys.argv[3]))"
+    s.delay_s = 0.02  # 30 chunks: about 0.6 s per download
+    # Both processes import first, then start downloading at one signal, so the downloads
+    # overlap however slowly the imports ran (without the lock both would then fetch).
+    script = tmp_path / "fetch.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from workbench.image.data import download_cifar\n"
+        "cache, url, md5, ready, go = sys.argv[1:]\n"
+        "Path(ready).touch()\n"
+        "while not Path(go).exists():\n"
+        "    time.sleep(0.005)\n"
+        "print(download_cifar('cifar10', cache_dir=Path(cache), url=url, md5=md5))\n"
     )
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path), s.url, s.md5],
+            [sys.executable, str(script), str(tmp_path), s.url, s.md5, str(r), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for r in ready
     ]
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert {o.strip() for o, _ in outs} == {str(tmp_path / "cifar-10-python.tar.gz")}
