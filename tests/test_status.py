@@ -72,15 +72,20 @@ def test_status_of_a_running_run_then_of_the_killed_run(tmp_path, root):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    units = ["relu seed=0", "relu seed=1", "swish1 seed=0", "swish1 seed=1"]
     try:
-        # While it runs (one unit done, the next part-way): the holder, the ETA, the progress.
+        # While it runs (a unit done, the next part-way): the holder, the ETA, the progress.
         _wait_for(lambda: _done_units(out) >= 1 and _part_way(out), proc)
+        os.kill(proc.pid, signal.SIGSTOP)  # frozen, lock held: what status reads cannot move on
+        done = _done_units(out)
+        running = units[done]
         text = _status(out, root)
         assert f"running (pid {proc.pid}), ETA ~" in text, text
-        assert re.search(r"1 of 4 units done", text), text
-        assert re.search(r"done\s+relu seed=0\s+\d+(s|min)", text), text
-        assert re.search(rf"running\s+relu seed=1\s+\d+/{EPOCHS} epochs", text), text
-        assert len(re.findall(r"^\s+todo\s", text, re.M)) == 2, text
+        assert f"{done} of 4 units done" in text, text
+        for unit in units[:done]:
+            assert re.search(rf"done\s+{re.escape(unit)}\s+\d+(s|min)", text), text
+        assert re.search(rf"running\s+{re.escape(running)}\s+\d+/{EPOCHS} epochs", text), text
+        assert len(re.findall(r"^\s+todo\s", text, re.M)) == 3 - done, text
         assert proc.poll() is None  # status did not disturb the run (no lock taken)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -88,7 +93,7 @@ def test_status_of_a_running_run_then_of_the_killed_run(tmp_path, root):
     # After a kill -9: nobody holds the lock; the interrupted unit says where it stopped.
     text = _status(out, root)
     assert "not running (rerun the same `workbench run` to resume)" in text, text
-    assert re.search(rf"interrupted\s+relu seed=1\s+\d+/{EPOCHS} epochs", text), text
+    assert re.search(rf"interrupted\s+{re.escape(running)}\s+\d+/{EPOCHS} epochs", text), text
     assert "ETA" not in text
 
 

@@ -130,7 +130,8 @@ class Table:
                 f"{metric_short(other.metric)} signature: `{s}`" for s in other.signatures
             ]
         out.signatures = list(self.signatures)
-        section = rm.Section(self.title, [out], id=f"table-{self.slug}")
+        # the table's own id is table-<slug>: the section's must differ from it
+        section = rm.Section(self.title, [out], id=f"section-{self.slug}")
         if figure is not None:
             section.add(rm.Figure(figure, self.title))
         return section
