@@ -13,9 +13,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--reverse",
+        action="store_true",
+        help="run the collected tests in reverse order (checks that no test relies on another's "
+        "leftovers; issue 14)",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 
+    if config.getoption("--reverse"):
+        items.reverse()
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA")
