@@ -149,3 +149,55 @@ def test_status_of_a_directory_without_a_run(tmp_path, cli):
     assert result.returncode == 0 and "no run here yet" in result.stdout
     missing = cli("status", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no such run directory" in missing.stderr
+
+
+SEARCH = """task: search
+seeds: [0]
+device: cpu
+strategy: random
+budget: 60
+space: {core_units: [1]}
+child: {model: mlp, model_args: {hidden: 8, depth: 1}, data: digits,
+        train: {steps: 20, batch_size: 32, lr: 0.1, amp: false}, augment: {enabled: false}}
+executor: {kind: inline}
+confirm: {n: 0}
+"""
+
+
+@pytest.mark.slow
+def test_status_of_a_search_in_progress(tmp_path, root):
+    """What a user sees from another shell while a search runs: the search unit's evaluations
+    out of the budget, the best so far, the top 5 and the reference children."""
+    from search.journal import JOURNAL_FILE, read_progress
+
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(SEARCH)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [WORKBENCH, "run", str(recipe), "--out", str(out)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def evaluated() -> int:
+        journals = list(out.glob(f"units/*/{JOURNAL_FILE}")) if out.exists() else []
+        progress = read_progress(journals[0]) if journals else None
+        return progress["done"] if progress else 0
+
+    try:
+        _wait_for(lambda: evaluated() >= 6, proc)
+        os.kill(proc.pid, signal.SIGSTOP)  # frozen mid-search, lock held
+        done = evaluated()
+        text = _status(out, root)
+        assert f"running (pid {proc.pid}), ETA ~" in text, text
+        assert re.search(r"done\s+search references", text), text
+        assert re.search(rf"running\s+search random seed=0\s+{done}/60 evaluations", text), text
+        best = r"best so far: \d+\.\d\d `[^`]+` \(random, evaluation \d+ of \d+\)"
+        assert re.search(best, text), text
+        assert "top 5 (single run):" in text and re.search(r"^\s+5\. \d+\.\d\d ", text, re.M)
+        assert re.search(r"references: (relu|swish1|identity) \d", text), text
+        assert proc.poll() is None
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
