@@ -252,6 +252,8 @@ def test_seeds_trained_for_unequal_updates_are_flagged(tmp_path):
     assert "unequal training" in c.note and "seed 0: 142 vs 32 updates" in c.note
     assert "seed 1" not in c.note and "seed 2" not in c.note  # within 10%
     assert f"{c.ref}: unequal training" in report.markdown
+    verdict = report.markdown.split("## Verdicts")[1].split("###")[0]
+    assert f"seeds trained unequal update counts in [{c.ref}](#{c.anchor})" in verdict
 
 
 def test_single_seed_translation_says_seed_variance_is_not_covered(tmp_path):

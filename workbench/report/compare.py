@@ -382,6 +382,7 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
 # Seed pairs whose update counts differ by more than this share were not trained alike (a
 # time budget, `train.stop_time_minutes`, stops each unit at its own update count).
 UNEQUAL_UPDATES = 0.10
+UNEQUAL_NOTE = "unequal training"  # how the note starts; verdicts point at such comparisons
 
 
 def _unequal_training(pairs: list[tuple[Row, Row]]) -> str:
@@ -396,7 +397,7 @@ def _unequal_training(pairs: list[tuple[Row, Row]]) -> str:
     if not parts:
         return ""
     return (
-        "unequal training (candidate vs baseline; " + ", ".join(parts) + "): the difference "
+        f"{UNEQUAL_NOTE} (candidate vs baseline; " + ", ".join(parts) + "): the difference "
         "mixes training length with the activation; fix train.max_update rather than a time "
         "budget to compare activations alone"
     )

@@ -19,7 +19,7 @@ import statistics
 from collections import defaultdict
 
 from workbench.records import Row
-from workbench.report.compare import ALPHA, BOOTSTRAP, WELCH, Comparison
+from workbench.report.compare import ALPHA, BOOTSTRAP, UNEQUAL_NOTE, WELCH, Comparison
 from workbench.report.model import Cell, Section, Table, Text
 from workbench.report.names import activation_cell, activation_text, metric_short
 from workbench.report.rows import DEV_SPLITS, Rows
@@ -142,6 +142,10 @@ def _sentence(comps: list[Comparison], walls: dict[tuple, list[float]], several:
         parts.append(f"{len(open_)} unfinished ({refs(open_)})")
     if decided or few:
         parts.append(_seeds_text(comps))
+    unequal = [c for c in decided if UNEQUAL_NOTE in c.note]
+    if unequal:
+        links = ", ".join(_link(c) for c in unequal)
+        parts.append(f"seeds trained unequal update counts in {links}: not the activation alone")
     ratio = time_ratio(walls, comps)
     if ratio is not None:
         parts.append(f"{ratio:.2f}× {c0.baseline}'s training time")
