@@ -31,7 +31,8 @@ Public API (stable; other packages import only these names from `workbench.activ
   "formulas_compiled": [spec, ...], "formulas_failed": [spec, ...], "backend": "compiled"}`
   (`backend` joins the kinds that ran with "+", or is "none"). Calls count forward and
   backward separately, except `traced`, which counts traces into an outer torch.compile
-  graph (one per site and graph: that graph then runs without Python); `fallbacks` counts calls that ran eagerly because compilation failed.
+  graph (one per site and graph: that graph then runs without Python); `fallbacks` counts
+  calls that ran eagerly because compilation failed.
   Records put it on every row ("which backend actually ran").
 - `kernels_used()`: a context manager whose dict says, when the block ends, what the kernels
   ran inside it (`calls`, `fallbacks`, `backend`); image and search rows record it.
