@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -42,12 +43,10 @@ def stub_child(job: dict) -> dict:
     return {"status": "ok", "reward": reward, "val_accuracy": reward, "val_loss": 0.5}
 
 
-@pytest.fixture()
-def confirmed_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(executors, "evaluate_candidate", stub_child)
+def stub_search(out: Path, confirm: dict, **keys) -> Path:
+    """An exhaustive search over SPACE, run inline into `out` (callers patch in the stub child)."""
     recipe = {
         "task": "search",
-        "seeds": [0],
         "device": "cpu",
         "space": SPACE,
         "strategy": "exhaustive",
@@ -55,12 +54,17 @@ def confirmed_run(tmp_path, monkeypatch):
         "batch_size": 8,
         "child": {"model": "mlp", "data": "digits"},
         "executor": {"kind": "inline"},
-        "confirm": {"n": 4, "seeds": 2},
-        "top_k": 3,
+        "confirm": confirm,
+        **keys,
     }
-    out = tmp_path / "run"
     assert execute(build_recipe(recipe), out) == 0
     return out
+
+
+@pytest.fixture()
+def confirmed_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(executors, "evaluate_candidate", stub_child)
+    return stub_search(tmp_path / "run", {"n": 4, "seeds": 2}, seeds=[0], top_k=3)
 
 
 def test_confirmation_prefers_the_consistent_candidate_over_the_lucky_one(confirmed_run):
@@ -126,19 +130,8 @@ def test_a_second_child_confirms_too(tmp_path, monkeypatch):
     """With confirm.child, each candidate and reference also trains 1 + seeds times on that
     child; the score is the mean of the two children's medians."""
     monkeypatch.setattr(executors, "evaluate_candidate", stub_child)
-    recipe = {
-        "task": "search",
-        "device": "cpu",
-        "space": SPACE,
-        "strategy": "exhaustive",
-        "budget": 100,
-        "batch_size": 8,
-        "child": {"model": "mlp", "data": "digits"},
-        "executor": {"kind": "inline"},
-        "confirm": {"n": 2, "seeds": 1, "child": {"model_args": {"hidden": 8}, "seed": 10}},
-    }
-    out = tmp_path / "run"
-    assert execute(build_recipe(recipe), out) == 0
+    second_child = {"model_args": {"hidden": 8}, "seed": 10}
+    out = stub_search(tmp_path / "run", {"n": 2, "seeds": 1, "child": second_child})
     rows = records.read_rows(out)
     second = [r for r in reward_rows(rows, "confirm") if r["extra"]["confirm_child"] == "second"]
     assert len(second) == (2 + 3) * 2  # 2 candidates + 3 references, seeds 10 and 11
