@@ -339,7 +339,8 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
     """Per seed pair paired bootstrap; when the outputs cannot be compared (other references,
     a damaged file), the verdict falls back to the test over seeds and says why."""
     cmp.method = BOOTSTRAP
-    for cr, br in _pairs(c_rows, b_rows):
+    pairs = _pairs(c_rows, b_rows)
+    for cr, br in pairs:
         why = ""
         if Path(cr.field("references")).read_bytes() != Path(br.field("references")).read_bytes():
             why = f"{cr.field('references')} and {br.field('references')} differ"
@@ -374,7 +375,7 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
     mismatches = [p.row_mismatch for p in cmp.pairs if p.row_mismatch]
     if mismatches:
         cmp.note = mismatches[0]
-    unequal = _unequal_training(list(_pairs(c_rows, b_rows)))
+    unequal = _unequal_training(pairs)
     if unequal:
         cmp.note = f"{cmp.note} {unequal}".strip()
 
