@@ -87,13 +87,13 @@ class ChainTask(Task):
 
     def plan(self, recipe: Recipe[ChainConfig]) -> list[Unit]:
         units: list[Unit] = []
-        names: dict[str, Path | None] = {}
         ids: dict[str, str] = {}  # step name -> a digest of its key (which covers its upstream)
         for step in recipe.config.steps:
+            # earlier steps have not run when planning: None keeps their refs pending
+            earlier: dict[str, Path | None] = dict.fromkeys(ids)
             sub = load_recipe(
-                step_path(recipe, step), _overrides(step), step_dirs=names, defer=True
+                step_path(recipe, step), _overrides(step), step_dirs=earlier, defer=True
             )
-            names[step.name] = None
             sub_units = get_task(sub.task).plan(sub)
             cost = sum(u.cost_s for u in sub_units)
             # Activations still to come from an earlier search cost about as much as the others.
