@@ -4,6 +4,11 @@ BIN := $(VENV)/bin
 # The torchvision tests run in a second venv (torch 2.14.1 + torchvision 0.29.1): no torchvision
 # release imports beside the main venv's torch 2.13.0 (scripts/setup_vision.sh says why).
 VISION_VENV ?= .venv-vision
+# pytest-xdist workers for `make test` and `make test-fast`: most tests wait on subprocesses
+# (fairseq, workbench runs, Ray), so two workers nearly halve the wall time on a 2-core machine.
+# PYTEST_WORKERS=0 runs in one process (the order a test-order check wants).
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
 
 .PHONY: setup setup-vision quickstart test test-vision test-fast lint format bench
 
@@ -29,7 +34,7 @@ lint: setup
 	$(BIN)/lint-imports --no-cache
 
 test: lint test-vision
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # torchvision models and the ImageNet-folder recipes (tests marked `vision`; they skip in .venv)
 test-vision: setup-vision
@@ -38,7 +43,7 @@ test-vision: setup-vision
 # The edit-test loop: everything but the tests marked slow (real fairseq, end-to-end runs,
 # kill/resume). CI runs `make test`, which includes them.
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
 
 format: setup
 	$(BIN)/ruff format .
