@@ -10,7 +10,7 @@ VISION_VENV ?= .venv-vision
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
 
-.PHONY: setup setup-vision quickstart test test-vision test-fast lint format bench
+.PHONY: setup setup-vision quickstart test test-vision test-fast mutants lint format bench
 
 setup: $(VENV)/.setup-done
 
@@ -44,6 +44,10 @@ test-vision: setup-vision
 # kill/resume). CI runs `make test`, which includes them.
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
+
+# Break the code on purpose (scripts/mutants.py) and check that the tests fail: a few minutes.
+mutants: setup
+	$(BIN)/python scripts/mutants.py
 
 format: setup
 	$(BIN)/ruff format .
