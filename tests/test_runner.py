@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from workbench import records
 from workbench.recipe import load_recipe
@@ -73,15 +74,18 @@ def test_dry_run_plans_without_running(tmp_path, cli):
 
 
 def _partial_checkpoints(out: Path, epochs: int) -> dict[str, int]:
-    """Unit directory name -> epoch, for units whose checkpoint is past 0 and short of the end."""
+    """Unit directory name -> epoch, for units whose checkpoint is past 0 and short of the end.
+
+    The epoch is read from the weights file, which the resume reads: the JSON beside it is
+    written just after it, so a kill between the two leaves the JSON one epoch behind."""
     found = {}
-    for meta in (out / "units").glob("*/checkpoint.json"):
+    for ckpt in (out / "units").glob("*/checkpoint.pt"):
         try:
-            epoch = json.loads(meta.read_text())["epoch"]
-        except (OSError, ValueError, KeyError):
-            continue  # being replaced right now
+            epoch = torch.load(ckpt, weights_only=True)["epoch"]
+        except (OSError, RuntimeError, EOFError, KeyError):
+            continue  # removed right now (the unit finished)
         if 0 < epoch < epochs:
-            found[meta.parent.name] = epoch
+            found[ckpt.parent.name] = epoch
     return found
 
 
