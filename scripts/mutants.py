@@ -154,6 +154,16 @@ MUTANTS = [
             "test_interrupted_training_resumes_its_update_count_and_optimizer",
         ),
     ),
+    Mutant(
+        "a bootstrap verdict ignores an interval that includes 0 (p alone decides)",
+        "workbench/report/compare.py",
+        "or delta == 0 or low <= 0.0 <= high:",
+        "or delta == 0:",
+        (
+            "tests/test_report_significance.py::"
+            "test_a_verdict_needs_p_below_alpha_and_an_interval_excluding_zero",
+        ),
+    ),
 ]
 
 

@@ -7,7 +7,8 @@ decided depends on what the rows hold:
   paired bootstrap resampling over the test sentences (`workbench.report.significance`), once
   per seed pair (the same seed number on both sides; by rank when no seed is shared). The
   verdict is `better` (or `worse`) only when every seed pair is significant in that
-  direction; otherwise it is a tie, and the table says how many seeds agreed. With one seed per
+  direction (p < α and Δ's 95% interval excluding 0); otherwise it is a tie, and the table
+  says how many seeds agreed. With one seed per
   activation the interval covers the test sentences only, never seed variance, and the report
   says so.
 - Any other metric (image accuracy, the toy task): Welch's t over seeds
@@ -105,10 +106,18 @@ class Comparison:
         )
 
 
-def _direction(metric: str, delta: float, p: float | None) -> str:
-    if p is None or p >= ALPHA or delta == 0:
+def _direction(metric: str, delta: float, p: float | None, low: float, high: float) -> str:
+    """better/worse only when p < α and Δ's 95% interval excludes 0. The bootstrap's p
+    (sacrebleu's, from the resampled differences centred on 0) and its percentile interval are
+    two estimates from the same resamples; near the boundary they can disagree (p = 0.047 with
+    an interval reaching +0.13), and a verdict a reader can contradict from its own row is
+    no verdict: such a case is a tie, with a note."""
+    if p is None or p >= ALPHA or delta == 0 or low <= 0.0 <= high:
         return "tie"
     return "better" if better(metric, delta, 0.0) else "worse"
+
+
+BOUNDARY_NOTE = "p < α but the 95% interval includes 0 for seed {seeds}: counted a tie"
 
 
 def _has_outputs(r: Row) -> bool:
@@ -360,7 +369,7 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
                 cr.get("seed"),
                 br.get("seed"),
                 res,
-                _direction(cmp.metric, res.delta, res.p),
+                _direction(cmp.metric, res.delta, res.p, res.low, res.high),
                 mismatch,
             )
         )
@@ -375,6 +384,13 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
     mismatches = [p.row_mismatch for p in cmp.pairs if p.row_mismatch]
     if mismatches:
         cmp.note = mismatches[0]
+    boundary = [
+        str(p.seed_candidate)
+        for p in cmp.pairs
+        if p.result.p < ALPHA and p.result.delta != 0 and p.result.low <= 0.0 <= p.result.high
+    ]
+    if boundary:
+        cmp.note = f"{cmp.note} {BOUNDARY_NOTE.format(seeds=', '.join(boundary))}".strip()
     unequal = _unequal_training(pairs)
     if unequal:
         cmp.note = f"{cmp.note} {unequal}".strip()
@@ -414,4 +430,4 @@ def _welch_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row]) -> Non
         cmp.outcome = "too few seeds"
         cmp.note = f"fewer than {seeds_mod.MIN_SEEDS} seeds on a side: no test"
     else:
-        cmp.outcome = _direction(cmp.metric, test.delta, test.p)
+        cmp.outcome = _direction(cmp.metric, test.delta, test.p, test.low, test.high)

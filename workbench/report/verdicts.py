@@ -135,7 +135,8 @@ def _sentence(comps: list[Comparison], walls: dict[tuple, list[float]], several:
         parts.append(f"worse on {len(losses)} of {n} {unit} (p < {ALPHA:g}: {refs(losses)})")
         parts.append("better on none")
     elif decided:
-        parts.append(f"no significant difference on {n} {unit} (p ≥ {ALPHA:g}: {refs(decided)})")
+        # a tie: p ≥ α, or a bootstrap whose Δ interval still includes 0 (see compare.py)
+        parts.append(f"no significant difference on {n} {unit} ({refs(decided)})")
     if few:
         parts.append(f"no verdict on {len(few)}: too few seeds (fewer than 3; {refs(few)})")
     if open_:
@@ -175,7 +176,8 @@ def verdict_section(
         Text(
             f"Decided on {', '.join(metrics)} by a two-sided test at α = {ALPHA:g}: paired "
             "bootstrap resampling for translation (sacrebleu; better or worse only when every "
-            "seed agrees), Welch's t over seeds otherwise (3 seeds or more a side). Each "
+            "seed agrees and Δ's 95% interval excludes 0), Welch's t over seeds otherwise (3 "
+            "seeds or more a side). Each "
             "test set links to its row in the significance tables."
         )
     )
