@@ -334,3 +334,39 @@ def test_a_verdict_needs_p_below_alpha_and_an_interval_excluding_zero():
         t = welch(a, b)
         by_p = "tie" if t.p >= 0.05 else ("better" if t.delta > 0 else "worse")
         assert _direction("accuracy", t.delta, t.p, t.low, t.high) == by_p
+
+
+def test_a_boundary_seed_pair_is_a_tie_with_a_note(tmp_path):
+    """The bootstrap verdict with the quickstart's numbers for one seed pair: a tie, and the
+    comparison says why (p < α, interval includes 0)."""
+    from workbench.records import Row
+    from workbench.report.compare import BOOTSTRAP, Comparison, _bootstrap_verdict
+    from workbench.report.significance import Bootstrap
+
+    refs, hyp_c, hyp_b = (tmp_path / n for n in ("ref.txt", "c.txt", "b.txt"))
+    for f in (refs, hyp_c, hyp_b):
+        f.write_text("a sentence\n")
+
+    def row(hyp: Path, value: float) -> Row:
+        extra = {"hypotheses": str(hyp), "references": str(refs)}
+        return Row(seed=1, value=value, signature=SIG_13A, extra=extra)
+
+    class Boots:  # the numbers sacrebleu gave on the quickstart's C6
+        def get(self, baseline, system, references, signature):
+            return Bootstrap(10.0, 8.97, -1.03, -2.23, 0.13, 0.047, SIG_13A, 8.9, 8.9)
+
+    def compare(boots) -> Comparison:
+        cmp = Comparison("C6", "translation", "m", "d", "bleu", "test", "cand", "base", "", "")
+        _bootstrap_verdict(cmp, [row(hyp_c, 8.97)], [row(hyp_b, 10.0)], boots)
+        return cmp
+
+    cmp = compare(Boots())
+    assert cmp.method == BOOTSTRAP and cmp.outcome == "tie" and cmp.pairs[0].outcome == "tie"
+    assert "p < α but the 95% interval includes 0 for seed 1: counted a tie" in cmp.note
+
+    class Clear(Boots):  # the same p with an interval short of 0: a loss, no note
+        def get(self, *args):
+            return Bootstrap(10.0, 8.97, -1.03, -2.23, -0.13, 0.047, SIG_13A, 8.9, 8.9)
+
+    cmp = compare(Clear())
+    assert cmp.outcome == "worse" and "interval includes 0" not in cmp.note

@@ -8,9 +8,8 @@ decided depends on what the rows hold:
   per seed pair (the same seed number on both sides; by rank when no seed is shared). The
   verdict is `better` (or `worse`) only when every seed pair is significant in that
   direction (p < α and Δ's 95% interval excluding 0); otherwise it is a tie, and the table
-  says how many seeds agreed. With one seed per
-  activation the interval covers the test sentences only, never seed variance, and the report
-  says so.
+  says how many seeds agreed. With one seed per activation the interval covers the test
+  sentences only, never seed variance, and the report says so.
 - Any other metric (image accuracy, the toy task): Welch's t over seeds
   (`workbench.report.seeds`); fewer than 3 seeds on a side is `too few seeds`, never a win.
 - A series not complete (a unit running, failed, or a sweep without its dev row) is
@@ -387,7 +386,7 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
     boundary = [
         str(p.seed_candidate)
         for p in cmp.pairs
-        if p.result.p < ALPHA and p.result.delta != 0 and p.result.low <= 0.0 <= p.result.high
+        if p.outcome == "tie" and p.result.p < ALPHA and p.result.delta != 0  # the interval
     ]
     if boundary:
         cmp.note = f"{cmp.note} {BOUNDARY_NOTE.format(seeds=', '.join(boundary))}".strip()
