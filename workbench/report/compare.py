@@ -75,6 +75,10 @@ class Comparison:
     signature: str = ""
     note: str = ""
 
+    def add_note(self, text: str) -> None:
+        """Append a sentence to the note, which may already hold others."""
+        self.note = f"{self.note} {text}".strip()
+
     @property
     def anchor(self) -> str:
         return "cmp-" + self.ref[1:]
@@ -383,16 +387,17 @@ def _bootstrap_verdict(cmp: Comparison, c_rows: list[Row], b_rows: list[Row], bo
     mismatches = [p.row_mismatch for p in cmp.pairs if p.row_mismatch]
     if mismatches:
         cmp.note = mismatches[0]
+    # a tie with p < α and Δ ≠ 0 is one that only its interval (through 0) made a tie
     boundary = [
         str(p.seed_candidate)
         for p in cmp.pairs
-        if p.outcome == "tie" and p.result.p < ALPHA and p.result.delta != 0  # the interval
+        if p.outcome == "tie" and p.result.p < ALPHA and p.result.delta != 0
     ]
     if boundary:
-        cmp.note = f"{cmp.note} {BOUNDARY_NOTE.format(seeds=', '.join(boundary))}".strip()
+        cmp.add_note(BOUNDARY_NOTE.format(seeds=", ".join(boundary)))
     unequal = _unequal_training(pairs)
     if unequal:
-        cmp.note = f"{cmp.note} {unequal}".strip()
+        cmp.add_note(unequal)
 
 
 # Seed pairs whose update counts differ by more than this share were not trained alike (a
